@@ -1,0 +1,55 @@
+"""The exact arrays and batch order of each training tutorial, shared by both frameworks.
+
+Every training run, JAX or PyTorch, gets its inputs from :func:`tutorial_data`: NumPy arrays in the
+run's dtype and a :class:`~jaxtut.data.BatchPlan` (or ``None`` for full-batch training). Neither
+framework's loader decides anything, which is what lets the parity suite compare step by step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from jaxtut import configs as C
+from jaxtut.data import load_mnist, mnist_arrays, shuffled_batches
+from jaxtut.data.batching import BatchPlan
+
+
+@dataclasses.dataclass(frozen=True)
+class TutorialData:
+    """Inputs of one training run.
+
+    Attributes:
+      train: ``(x, y)`` training arrays; the leading axis indexes samples.
+      eval: ``(x, y)`` held-out arrays for final metrics, or ``None``.
+      plan: the samples of every step, or ``None`` when each step uses all of ``train``.
+    """
+
+    train: tuple[np.ndarray, np.ndarray]
+    eval: tuple[np.ndarray, np.ndarray] | None
+    plan: BatchPlan | None
+
+
+def _mnist(config: C.MnistLogregConfig | C.MnistMlpConfig) -> TutorialData:
+    # ToTensor() only for the logistic regression; ToTensor() + Normalize(0.5, 0.5) for the MLP.
+    normalize = isinstance(config, C.MnistMlpConfig)
+    x_train, y_train, x_test, y_test = mnist_arrays(
+        load_mnist(config.data_dir), normalize=normalize, dtype=config.dtype
+    )
+    plan = shuffled_batches(
+        len(x_train), config.batch_size, config.epochs, config.seed, drop_last=config.drop_last
+    )
+    return TutorialData((x_train, y_train), (x_test, y_test), plan)
+
+
+_BUILDERS: dict[type, Any] = {
+    C.MnistLogregConfig: _mnist,
+    C.MnistMlpConfig: _mnist,
+}
+
+
+def tutorial_data(config: C.TrainConfig) -> TutorialData:
+    """The arrays and batch plan for the training tutorial that ``config`` configures."""
+    return _BUILDERS[type(config)](config)
