@@ -52,7 +52,7 @@ def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs, dtype=j
 def init_params(module_cls: type[nnx.Module], key: jax.Array | int, *, dtype=jnp.float32) -> Params:
     """Draws a module's parameters and returns them as a plain nested dict of arrays."""
     model = module_cls(rngs=nnx.Rngs(key), dtype=dtype)
-    return nnx.split(model)[1].to_pure_dict()
+    return nnx.to_pure_dict(nnx.state(model))
 
 
 @functools.cache
@@ -62,5 +62,5 @@ def _graphdef(module_cls: type[nnx.Module]):
 
 
 def apply(module_cls: type[nnx.Module], params: Params, *args):
-    """Calls ``module_cls`` with the given parameters: a pure function of ``params`` and ``args``."""
+    """Calls ``module_cls`` with ``params``: a pure function of ``params`` and ``args``."""
     return nnx.merge(_graphdef(module_cls), params)(*args)

@@ -1,10 +1,10 @@
 """Where and in what precision a run executes: dtype, device and the versions that shaped it.
 
-JAX's float64 is a process-wide switch unless it is scoped; ``jax.enable_x64`` is a context manager
-in the JAX versions this project supports, so every run enters :func:`jax_runtime`, which scopes x64,
-the default device and the matmul precision together. Precision is pinned to ``highest`` because
-JAX's float32 matmul on GPU otherwise runs in reduced precision (TF32/bf16 passes), which would make
-the GPU parity figures meaningless.
+JAX's float64 is a process-wide switch unless it is scoped; ``jax.enable_x64`` is a context
+manager in the JAX versions this project supports, so every run enters :func:`jax_runtime`, which
+scopes x64, the default device and the matmul precision together. Precision is pinned to
+``highest`` because JAX's float32 matmul on GPU otherwise runs in reduced precision (TF32/bf16
+passes), which would make the GPU parity figures meaningless.
 """
 
 from __future__ import annotations

@@ -112,10 +112,7 @@ def fit(
         metrics = epoch_eval(carry[0]) if epoch_eval is not None else {}
         return carry, (losses, metrics)
 
-    if idx is None:
-        xs = None
-    else:
-        xs = (idx, mask) if mask is not None else (idx, None)
+    xs = None if idx is None else (idx, mask)
     carry = (params, opt.init(params))
     (params, _), (losses, metrics) = jax.lax.scan(epoch, carry, xs, length=epochs)
     return params, losses.reshape(-1), metrics
@@ -192,7 +189,7 @@ def run_training(
     init_params: Mapping[str, np.ndarray] | None = None,
     extras: Callable[[Any], dict[str, Any]] | None = None,
 ) -> RunResult:
-    """Trains ``trainer`` on ``train_data`` in one compiled program and returns a :class:`RunResult`.
+    """Trains ``trainer`` on ``train_data`` in one compiled program; returns a :class:`RunResult`.
 
     Args:
       trainer: the tutorial's pure functions.

@@ -157,9 +157,7 @@ def evaluate_at(
         output = model(x)
         loss = criterion(output, y)
         loss.backward()
-        grads = {
-            name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters()
-        }
+        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
         return {
             "output": output.detach().cpu().numpy(),
             "loss": float(loss.item()),

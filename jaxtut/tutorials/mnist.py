@@ -140,3 +140,6 @@ def run_mlp(
 ) -> RunResult:
     """Trains ``mnist_mlp``; see :func:`jaxtut.train.run_training` for the arguments."""
     return _run(MLP_TRAINER, config or MnistMlpConfig(), init_params, plan)
+
+
+TRAINERS = {"mnist_logreg": LOGREG, "mnist_mlp": MLP_TRAINER}

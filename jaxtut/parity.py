@@ -1,0 +1,226 @@
+"""Comparing a JAX run with its PyTorch reference: same start, same batches, every step.
+
+The harness never hopes for equal random numbers: :func:`shared_init` draws the initial parameters
+with torch from the seed, and both frameworks start from exactly those values (converted). Both
+read their batches from the one :class:`~jaxtut.data.BatchPlan` of :func:`jaxtut.tutorial_data`.
+
+Comparisons return :class:`Comparison` records that say which leaf or step failed, by how much and
+where, so a failing parity test points at the culprit rather than at "arrays differ".
+
+Tolerances (:data:`TOLERANCES`) are stated once, here, with the measurement that justifies each;
+``docs/parity.md`` explains them. The CLI and the parity suite use the same functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from jaxtut import registry
+from jaxtut.configs import TrainConfig
+from jaxtut.result import RunResult
+
+# Relative tolerances. Measured on this project's CPU runs (see reports/parity.md for the figures):
+# float64 trajectories agree to ~1e-15 (reduction order is the only difference), so 1e-10 leaves
+# five orders of margin while still catching any real semantic difference (an lr change of 1% moves
+# losses by ~1e-3). float32 single evaluations differ by a few ulps of the output (matmul blocking),
+# hence 1e-6 for outputs and losses and 1e-5 for gradients (a gradient is a difference of similar
+# terms and loses a digit). float32 trajectories drift chaotically on the long runs, so only the
+# first 100 steps are held to 1e-5.
+TOLERANCES: dict[str, float] = {
+    "forward_float32": 1e-6,
+    "forward_float64": 1e-12,
+    "grads_float32": 1e-5,
+    "grads_float64": 1e-12,
+    "trajectory_float64": 1e-10,
+    "trajectory_float32_first100": 1e-5,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """The outcome of comparing two arrays, series or trees.
+
+    Attributes:
+      name: what was compared (``"losses"``, ``"params"``, ``"fc1.weight"``...).
+      max_abs: the largest absolute difference.
+      max_rel: the largest relative difference (see :func:`rel_diff`).
+      tolerance: the relative tolerance it was held to.
+      where: the worst element: leaf name and index, or step number.
+      detail: per-leaf comparisons for trees.
+    """
+
+    name: str
+    max_abs: float
+    max_rel: float
+    tolerance: float
+    where: str = ""
+    detail: tuple[Comparison, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.max_rel) and self.max_rel <= self.tolerance)
+
+    def __str__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return (
+            f"{verdict} {self.name}: max rel {self.max_rel:.3e} (tol {self.tolerance:.0e}), "
+            f"max abs {self.max_abs:.3e} at {self.where}"
+        )
+
+
+def rel_diff(a: np.ndarray, b: np.ndarray, *, scale: float | None = None) -> np.ndarray:
+    """Elementwise ``|a - b| / max(|a|, |b|, scale)``.
+
+    The ``scale`` floor keeps entries that are near zero in both arrays (a bias that converged to
+    0, a loss at the optimum) from turning a harmless 1e-9 absolute difference into a huge ratio;
+    by default it is 1e-3 of the larger array's largest magnitude.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if scale is None:
+        scale = 1e-3 * max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
+    denom = np.maximum(np.maximum(np.abs(a), np.abs(b)), max(scale, np.finfo(np.float64).tiny))
+    return np.abs(a - b) / denom
+
+
+def compare_arrays(
+    name: str, a: Any, b: Any, tolerance: float, *, scaled: bool = False
+) -> Comparison:
+    """Compares two arrays of the same shape; non-finite entries count as failures.
+
+    Args:
+      name: what is compared, for messages.
+      a: one side (any array-like).
+      b: the other side, same shape.
+      tolerance: the relative tolerance.
+      scaled: measure differences relative to the largest magnitude in the arrays
+        (``max |a - b| / max(|a|, |b|)``) instead of elementwise. Right for a forward output or a
+        gradient, whose small entries are sums of cancelling terms and carry only the absolute
+        error of the large ones.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return Comparison(name, np.inf, np.inf, tolerance, f"shape {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return Comparison(name, 0.0, 0.0, tolerance, "empty")
+    if scaled:
+        scale = max(np.max(np.abs(a)), np.max(np.abs(b)), np.finfo(np.float64).tiny)
+        rel = np.abs(a - b) / scale
+    else:
+        rel = rel_diff(a, b)
+    rel = np.where(np.isfinite(a) & np.isfinite(b), rel, np.inf)
+    worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
+    where = f"index {tuple(int(i) for i in worst)}" if a.ndim else "scalar"
+    return Comparison(name, float(np.max(np.abs(a - b))), float(rel[worst]), tolerance, where)
+
+
+def compare_series(name: str, a: Any, b: Any, tolerance: float) -> Comparison:
+    """Compares per-step series (losses); ``where`` names the worst step."""
+    c = compare_arrays(name, a, b, tolerance)
+    if c.where.startswith("index"):
+        c = dataclasses.replace(c, where="step " + c.where.removeprefix("index (").rstrip(",)"))
+    return c
+
+
+def compare_trees(
+    name: str,
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    tolerance: float,
+    *,
+    scaled: bool = False,
+) -> Comparison:
+    """Compares two ``state_dict``-shaped trees leaf by leaf and names the worst leaf.
+
+    A key present on one side only is a failure named in ``where``; ``scaled`` applies per leaf
+    (see :func:`compare_arrays`).
+    """
+    if set(a) != set(b):
+        only = sorted(set(a) ^ set(b))
+        return Comparison(name, np.inf, np.inf, tolerance, f"keys differ: {only}")
+    leaves = tuple(compare_arrays(k, a[k], b[k], tolerance, scaled=scaled) for k in sorted(a))
+    worst = max(leaves, key=lambda c: c.max_rel)
+    return Comparison(
+        name,
+        max(c.max_abs for c in leaves),
+        worst.max_rel,
+        tolerance,
+        f"{worst.name} {worst.where}",
+        leaves,
+    )
+
+
+# --- Running both frameworks -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """A JAX run and a torch run of one tutorial from the same parameters on the same batches."""
+
+    tutorial: str
+    config: TrainConfig
+    init: dict[str, np.ndarray]
+    jax: RunResult
+    torch: RunResult
+
+    def losses(self, tolerance: float, *, steps: int | None = None) -> Comparison:
+        n = len(self.jax.losses) if steps is None else steps
+        return compare_series("losses", self.jax.losses[:n], self.torch.losses[:n], tolerance)
+
+    def params(self, tolerance: float) -> Comparison:
+        return compare_trees("final params", self.jax.params, self.torch.params, tolerance)
+
+
+def shared_init(tutorial_id: str, config: TrainConfig) -> dict[str, np.ndarray]:
+    """The torch reference's initial parameters for ``config.seed``, as a NumPy ``state_dict``."""
+    from jaxtut.torch_ref._common import initial_state_dict
+
+    tutorial = registry.get(tutorial_id)
+    return initial_state_dict(tutorial.torch_module().MODELS[tutorial_id], config)
+
+
+def run_pair(
+    tutorial_id: str,
+    config: TrainConfig | None = None,
+    *,
+    init: Mapping[str, np.ndarray] | None = None,
+    torch_config: TrainConfig | None = None,
+    plans: Callable[[Any], tuple[Any, Any]] | None = None,
+) -> Pair:
+    """Runs ``tutorial_id`` in JAX and in PyTorch from the same parameters on the same batches.
+
+    Args:
+      tutorial_id: a training tutorial.
+      config: the run's config (defaults to the tutorial's defaults).
+      init: initial parameters; ``None`` draws them with torch from ``config.seed``.
+      torch_config: a different config for the torch side only (a sensitivity check uses this to
+        perturb one side, e.g. ``lr * 1.01``); defaults to ``config``.
+      plans: optional ``plan -> (jax plan, torch plan)`` to feed the sides different batch orders
+        (a sensitivity check swaps two batches on one side).
+    """
+    from jaxtut.tutorial_data import tutorial_data
+
+    tutorial = registry.get(tutorial_id)
+    config = config or tutorial.config()
+    init = dict(init) if init is not None else shared_init(tutorial_id, config)
+    plan_j = plan_t = None
+    if plans is not None:
+        plan_j, plan_t = plans(tutorial_data(config).plan)
+    jax_result = tutorial.run("jax", config, init_params=init, plan=plan_j)
+    torch_result = tutorial.run("torch", torch_config or config, init_params=init, plan=plan_t)
+    return Pair(tutorial_id, config, init, jax_result, torch_result)
+
+
+def swap_two_batches(plan):
+    """A copy of ``plan`` with the first two steps of the first epoch swapped."""
+    from jaxtut.data.batching import BatchPlan
+
+    idx, mask = plan.idx.copy(), plan.mask.copy()
+    idx[0, [0, 1]] = idx[0, [1, 0]]
+    mask[0, [0, 1]] = mask[0, [1, 0]]
+    return BatchPlan(idx=idx, mask=mask)

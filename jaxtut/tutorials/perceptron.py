@@ -1,0 +1,175 @@
+"""The per-sample regressions in JAX: a one-weight perceptron and a linear 1-10-1 network.
+
+Both learn ``y = 3x`` from the six pairs ``(1, 3), (2, 6), ..., (6, 18)``, one sample per update,
+in the table's order, for 100 epochs (600 steps):
+
+* ``perceptron``: ``fc1 = Linear(1, 1)``, loss ``(label - out) ** 2``,
+  ``SGD(lr=0.01, momentum=0.5)``. It should end near weight 3, bias 0.
+* ``mlp_1_10_1``: ``fc2(fc1(x))`` with ``Linear(1, 10)`` and ``Linear(10, 1)`` and no activation
+  between them (so the network is still a linear function of ``x``), ``MSELoss``,
+  ``SGD(lr=0.01, momentum=0.01)``.
+
+Momentum is PyTorch's: a buffer ``b <- momentum * b + g`` that starts at the first gradient, and
+``p <- p - lr * b``; :func:`jaxtut.train.sgd` explains why ``optax.sgd``'s trace is the same
+update. The training schedule is :func:`jaxtut.data.sequential_batches` with one sample per step,
+which the PyTorch reference reads too, and the whole run is one compiled program.
+
+Compared with the source:
+
+* The source's criterion returns the squared error with the sample's shape and relies on
+  ``backward`` accepting a one-element tensor. Here both losses average over the batch: for one
+  sample that is the same number (a mean over one element is exact) and ``batch_size > 1`` in the
+  config still gives a well-defined scalar loss.
+* Metrics are computed from the final parameters: for ``perceptron`` the learned ``weight`` and
+  ``bias`` and ``prediction_at_1`` (the source feeds a ``1`` through the trained network); for
+  ``mlp_1_10_1`` ``prediction_at_1`` and ``prediction_at_7`` (a point outside the training
+  range, to show the network learned the line rather than the six points). ``final_loss`` is the
+  loss of the last step, recorded before its update like every entry of ``losses``.
+
+Example:
+  >>> from jaxtut.tutorials import perceptron
+  >>> result = perceptron.run_perceptron()  # doctest: +SKIP
+  >>> round(result.metrics["weight"], 2)  # doctest: +SKIP
+  3.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxtut import nn
+from jaxtut.configs import Mlp1101Config, PerceptronConfig
+from jaxtut.data.batching import BatchPlan
+from jaxtut.result import RunResult
+from jaxtut.train import Trainer, masked_mean, run_training
+from jaxtut.tutorial_data import tutorial_data
+
+
+class Perceptron(nnx.Module):
+    """``fc1 = Linear(1, 1)``: ``out = w * x + b``."""
+
+    def __init__(self, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.fc1 = nn.torch_linear(1, 1, rngs=rngs, dtype=dtype)
+
+    def __call__(self, x):  # (B, 1) -> (B, 1)
+        return self.fc1(x)
+
+
+class MLP(nnx.Module):
+    """``fc2(fc1(x))`` with 10 hidden units and no activation: a linear map with 31 parameters."""
+
+    def __init__(self, *, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.fc1 = nn.torch_linear(1, 10, rngs=rngs, dtype=dtype)
+        self.fc2 = nn.torch_linear(10, 1, rngs=rngs, dtype=dtype)
+
+    def __call__(self, x):  # (B, 1) -> (B, 10) -> (B, 1)
+        return self.fc2(self.fc1(x))
+
+
+def perceptron_forward(params, x):
+    return nn.apply(Perceptron, params, x)
+
+
+def mlp_forward(params, x):
+    return nn.apply(MLP, params, x)
+
+
+def _squared_error_loss(forward):
+    def loss(params, batch, mask=None):
+        """``(label - out) ** 2`` averaged over the batch's real samples (one sample by default).
+
+        ``MSELoss`` is the same mean, so both tutorials share it.
+        """
+        x, y = batch  # (B, 1), (B, 1)
+        return masked_mean((y - forward(params, x)) ** 2, mask)
+
+    return loss
+
+
+perceptron_loss = _squared_error_loss(perceptron_forward)
+mlp_loss = _squared_error_loss(mlp_forward)
+
+
+def _predict(forward, params, value: float) -> jax.Array:
+    dtype = jax.tree.leaves(params)[0].dtype
+    return forward(params, jnp.full((1, 1), value, dtype))[0, 0]
+
+
+def _perceptron_metrics(params, eval_data=None):
+    return {
+        "weight": params["fc1"]["kernel"][0, 0],
+        "bias": params["fc1"]["bias"][0],
+        "prediction_at_1": _predict(perceptron_forward, params, 1.0),
+    }
+
+
+def _mlp_metrics(params, eval_data=None):
+    return {
+        "prediction_at_1": _predict(mlp_forward, params, 1.0),
+        "prediction_at_7": _predict(mlp_forward, params, 7.0),
+    }
+
+
+PERCEPTRON = Trainer(
+    tutorial="perceptron",
+    init=lambda key, dtype: nn.init_params(Perceptron, key, dtype=dtype),
+    loss=perceptron_loss,
+    forward=perceptron_forward,
+    evaluate=_perceptron_metrics,
+)
+MLP_TRAINER = Trainer(
+    tutorial="mlp_1_10_1",
+    init=lambda key, dtype: nn.init_params(MLP, key, dtype=dtype),
+    loss=mlp_loss,
+    forward=mlp_forward,
+    evaluate=_mlp_metrics,
+)
+TRAINERS = {"perceptron": PERCEPTRON, "mlp_1_10_1": MLP_TRAINER}
+
+
+def _run(trainer: Trainer, config, init_params, plan: BatchPlan | None) -> RunResult:
+    data = tutorial_data(config)
+    result = run_training(
+        trainer,
+        config,
+        data.train,
+        plan=data.plan if plan is None else plan,
+        init_params=init_params,
+    )
+    result.metrics["final_loss"] = float(result.losses[-1])
+    return result
+
+
+def run_perceptron(
+    config: PerceptronConfig | None = None,
+    init_params: Mapping[str, np.ndarray] | None = None,
+    *,
+    plan: BatchPlan | None = None,
+) -> RunResult:
+    """Trains ``perceptron``; see :func:`jaxtut.train.run_training` for the arguments.
+
+    Returns:
+      A :class:`RunResult` whose metrics are ``weight``, ``bias``, ``prediction_at_1`` and
+      ``final_loss``.
+    """
+    return _run(PERCEPTRON, config or PerceptronConfig(), init_params, plan)
+
+
+def run_mlp(
+    config: Mlp1101Config | None = None,
+    init_params: Mapping[str, np.ndarray] | None = None,
+    *,
+    plan: BatchPlan | None = None,
+) -> RunResult:
+    """Trains ``mlp_1_10_1``; see :func:`jaxtut.train.run_training` for the arguments.
+
+    Returns:
+      A :class:`RunResult` whose metrics are ``prediction_at_1``, ``prediction_at_7`` and
+      ``final_loss``.
+    """
+    return _run(MLP_TRAINER, config or Mlp1101Config(), init_params, plan)
