@@ -223,31 +223,40 @@ def run_training(
             "momentum": np.asarray(config.momentum, dtype),
         }
         args = jax.device_put((params, hparams, train_data, eval_data, idx, mask), device)
-
-        def program(params, hparams, data, eval_data, idx, mask):
-            count_trace(trainer.tutorial)
-            epoch_eval = (
-                None
-                if trainer.epoch_eval is None
-                else functools.partial(trainer.epoch_eval, eval_data=eval_data)
-            )
-            final, losses, per_epoch = fit(
-                trainer.loss,
-                params,
-                data,
-                hparams,
-                idx=idx,
-                mask=mask,
-                epochs=epochs,
-                steps_per_epoch=steps,
-                epoch_eval=epoch_eval,
-            )
-            metrics = {} if trainer.evaluate is None else trainer.evaluate(final, eval_data)
-            return final, losses, per_epoch, metrics
-
+        program = _program(trainer, epochs, steps)
         exe, compile_s = compile_once((trainer, epochs, steps), program, *args)
-        (final, losses, per_epoch, metrics), run_s = timed_call(exe, *args)
-        final = to_numpy(final)
+        outputs, run_s = timed_call(exe, *args)
+        outputs = to_numpy(outputs)
+    return _result(trainer, config, outputs, epochs, steps, run_s, compile_s, device, extras)
+
+
+def _program(trainer: Trainer, epochs: int, steps: int) -> Callable:
+    """The whole run as one pure function of its inputs (what gets compiled)."""
+
+    def program(params, hparams, data, eval_data, idx, mask):
+        count_trace(trainer.tutorial)
+        epoch_eval = None
+        if trainer.epoch_eval is not None:
+            epoch_eval = functools.partial(trainer.epoch_eval, eval_data=eval_data)
+        final, losses, per_epoch = fit(
+            trainer.loss,
+            params,
+            data,
+            hparams,
+            idx=idx,
+            mask=mask,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            epoch_eval=epoch_eval,
+        )
+        metrics = {} if trainer.evaluate is None else trainer.evaluate(final, eval_data)
+        return final, losses, per_epoch, metrics
+
+    return program
+
+
+def _result(trainer, config, outputs, epochs, steps, run_s, compile_s, device, extras):
+    final, losses, per_epoch, metrics = outputs
     losses = np.asarray(losses, dtype=np.float64)
     epoch_metrics = {"loss": losses.reshape(epochs, steps).mean(axis=1)}
     epoch_metrics.update({k: np.asarray(v, np.float64) for k, v in per_epoch.items()})
@@ -265,6 +274,65 @@ def run_training(
         device=f"{device.platform}:{device.id}",
         extras={} if extras is None else extras(final),
     )
+
+
+def run_training_seeds(
+    trainer: Trainer,
+    config: TrainConfig,
+    train_data: Any,
+    *,
+    seeds: list[int],
+    plans: list[BatchPlan] | None = None,
+    eval_data: Any = None,
+) -> list[RunResult]:
+    """Trains one independent model per seed in ONE compiled program (``vmap`` over seeds).
+
+    Each seed draws its own initial parameters (JAX, PyTorch-style init) and, when ``plans`` are
+    given, follows its own batch order; the data and hyperparameters are shared. The compiled
+    program is the single-seed program vmapped, so per-seed results equal single-seed runs up to
+    reduction order.
+
+    Args:
+      trainer: the tutorial's pure functions.
+      config: shared hyperparameters (its ``seed`` is ignored in favour of ``seeds``).
+      train_data: as for :func:`run_training`.
+      seeds: one seed per model.
+      plans: one batch plan per seed (same shapes), or ``None`` for full-batch training.
+      eval_data: as for :func:`run_training`.
+
+    Returns:
+      One :class:`RunResult` per seed, in order; ``wall_time_s`` and ``compile_time_s`` are the
+      totals of the whole vmapped program.
+    """
+    epochs = plans[0].epochs if plans else config.epochs
+    steps = plans[0].steps_per_epoch if plans else 1
+    with jax_runtime(config.dtype, config.device) as device:
+        dtype = jnp.dtype(config.dtype)
+        keys = jnp.stack([jax.random.key(s) for s in seeds])
+        params = jax.jit(jax.vmap(lambda k: trainer.init(k, dtype)))(keys)
+        idx = mask = None
+        if plans:
+            idx = np.stack([p.idx for p in plans]).astype(np.int32)
+            masks = np.stack([p.mask for p in plans])
+            mask = None if masks.all() else masks
+        hparams = {
+            "lr": np.asarray(config.lr, dtype),
+            "momentum": np.asarray(config.momentum, dtype),
+        }
+        args = jax.device_put((params, hparams, train_data, eval_data, idx, mask), device)
+        axes = (0, None, None, None, None if idx is None else 0, None if mask is None else 0)
+        program = jax.vmap(_program(trainer, epochs, steps), in_axes=axes)
+        exe, compile_s = compile_once(("seeds", trainer, epochs, steps), program, *args)
+        outputs, run_s = timed_call(exe, *args)
+        outputs = to_numpy(outputs)
+    results = []
+    for i, seed in enumerate(seeds):
+        one = jax.tree.map(lambda x, i=i: x[i], outputs)
+        one_config = config.replace(seed=seed)
+        results.append(
+            _result(trainer, one_config, one, epochs, steps, run_s, compile_s, device, None)
+        )
+    return results
 
 
 def evaluate_at(

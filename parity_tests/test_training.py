@@ -97,9 +97,16 @@ def test_tier0_structure(tutorial_id, record):
     # torch -> JAX -> torch is exact (bit for bit).
     back = to_state_dict(from_state_dict(torch_sd, template))
     exact = all(np.array_equal(back[k], torch_sd[k]) for k in torch_sd)
-    record(tutorial_id, "0 structure", "float32", check="round trip torch->jax->torch",
-           passed=exact, max_abs=0.0 if exact else float("inf"), tolerance=0.0,
-           note=f"{count} parameters")  # fmt: skip
+    record(
+        tutorial_id,
+        "0 structure",
+        "float32",
+        check="round trip torch->jax->torch",
+        passed=exact,
+        max_abs=0.0 if exact else float("inf"),
+        tolerance=0.0,
+        note=f"{count} parameters",
+    )
     assert exact
 
 
@@ -146,8 +153,7 @@ def test_tier3_float64_every_step(tutorial_id, record):
     tol = TOLERANCES["trajectory_float64"]
     losses = pair.losses(tol)
     params = pair.params(tol)
-    record(tutorial_id, "3 trajectory", "float64", losses,
-           note=f"{len(pair.jax.losses)} steps")  # fmt: skip
+    record(tutorial_id, "3 trajectory", "float64", losses, note=f"{len(pair.jax.losses)} steps")
     record(tutorial_id, "3 trajectory", "float64", params)
     assert len(pair.jax.losses) == len(pair.torch.losses)
     assert losses.passed, losses
@@ -163,9 +169,16 @@ def test_tier3_float32(tutorial_id, record):
     for name, bound in FLOAT32_FINAL[tutorial_id].items():
         a, b = final_metric(pair.jax, name), final_metric(pair.torch, name)
         diff = abs(a - b)
-        record(tutorial_id, "3 trajectory", "float32", check=f"final {name}",
-               max_abs=diff, tolerance=bound, passed=diff <= bound,
-               note=f"jax {a:.6g}, torch {b:.6g} (absolute bound)")  # fmt: skip
+        record(
+            tutorial_id,
+            "3 trajectory",
+            "float32",
+            check=f"final {name}",
+            max_abs=diff,
+            tolerance=bound,
+            passed=diff <= bound,
+            note=f"jax {a:.6g}, torch {b:.6g} (absolute bound)",
+        )
         assert diff <= bound, f"final {name}: jax {a} vs torch {b}"
 
 
@@ -189,8 +202,12 @@ def _perturbed_pair(tutorial_id: str, dtype: str, kind: str | None):
             return run_pair(tutorial_id, config, plans=lambda _: (short, short))
         if kind == "swap":
             return run_pair(tutorial_id, config, plans=lambda _: (short, swap_two_batches(short)))
-        return run_pair(tutorial_id, config, torch_config=config.replace(lr=config.lr * 1.01),
-                        plans=lambda _: (short, short))  # fmt: skip
+        return run_pair(
+            tutorial_id,
+            config,
+            torch_config=config.replace(lr=config.lr * 1.01),
+            plans=lambda _: (short, short),
+        )
     if kind == "swap":
         return run_pair(tutorial_id, config, plans=lambda p: (p, swap_two_batches(p)))
     return run_pair(tutorial_id, config, torch_config=config.replace(lr=config.lr * 1.01))
@@ -211,16 +228,34 @@ def test_sensitivity_lr(tutorial_id, dtype, record):
         tol = TOLERANCES["trajectory_float64"]
         assert control.losses(tol).passed and control.params(tol).passed
         losses, params = pair.losses(tol), pair.params(tol)
-        record(tutorial_id, "sensitivity lr x1.01", dtype, losses, passed=not losses.passed,
-               check="losses rejected")  # fmt: skip
-        record(tutorial_id, "sensitivity lr x1.01", dtype, params, passed=not params.passed,
-               check="final params rejected")  # fmt: skip
+        record(
+            tutorial_id,
+            "sensitivity lr x1.01",
+            dtype,
+            losses,
+            passed=not losses.passed,
+            check="losses rejected",
+        )
+        record(
+            tutorial_id,
+            "sensitivity lr x1.01",
+            dtype,
+            params,
+            passed=not params.passed,
+            check="final params rejected",
+        )
         assert not losses.passed and not params.passed
     else:
         assert control.losses(TOLERANCES["trajectory_float32_first100"], steps=100).passed
         first = pair.losses(TOLERANCES["trajectory_float32_first100"], steps=100)
-        record(tutorial_id, "sensitivity lr x1.01", dtype, first, passed=not first.passed,
-               check="losses, first 100 steps rejected")  # fmt: skip
+        record(
+            tutorial_id,
+            "sensitivity lr x1.01",
+            dtype,
+            first,
+            passed=not first.passed,
+            check="losses, first 100 steps rejected",
+        )
         assert not first.passed
 
 
@@ -231,6 +266,12 @@ def test_sensitivity_swapped_batches(tutorial_id, record):
     tol = TOLERANCES["trajectory_float64"]
     assert _perturbed_pair(tutorial_id, "float64", None).losses(tol).passed  # the control
     losses = pair.losses(tol)
-    record(tutorial_id, "sensitivity swap", "float64", losses, passed=not losses.passed,
-           check="losses rejected")  # fmt: skip
+    record(
+        tutorial_id,
+        "sensitivity swap",
+        "float64",
+        losses,
+        passed=not losses.passed,
+        check="losses rejected",
+    )
     assert not losses.passed
