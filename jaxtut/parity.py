@@ -82,7 +82,8 @@ def rel_diff(a: np.ndarray, b: np.ndarray, *, scale: float | None = None) -> np.
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if scale is None:
-        scale = 1e-3 * max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
+        finite = np.concatenate([np.abs(a[np.isfinite(a)]), np.abs(b[np.isfinite(b)])])
+        scale = 1e-3 * np.max(finite, initial=0.0)
     denom = np.maximum(np.maximum(np.abs(a), np.abs(b)), max(scale, np.finfo(np.float64).tiny))
     return np.abs(a - b) / denom
 
@@ -109,7 +110,8 @@ def compare_arrays(
     if a.size == 0:
         return Comparison(name, 0.0, 0.0, tolerance, "empty")
     if scaled:
-        scale = max(np.max(np.abs(a)), np.max(np.abs(b)), np.finfo(np.float64).tiny)
+        finite = np.concatenate([np.abs(a[np.isfinite(a)]), np.abs(b[np.isfinite(b)])])
+        scale = max(np.max(finite, initial=0.0), np.finfo(np.float64).tiny)
         rel = np.abs(a - b) / scale
     else:
         rel = rel_diff(a, b)
