@@ -101,8 +101,9 @@ def test_comparisons_treat_nan_as_failure_and_name_the_step():
     s = compare_series("losses", [1.0, 2.0, np.nan], [1.0, 2.0, 3.0], 1e-3)
     assert not s.passed and s.where == "step 2"
     assert not compare_arrays("x", np.ones(3), np.ones(4), 1.0).passed  # shape mismatch
-    # The floor keeps near-zero entries from dominating: 1e-12 next to 1.0 is not "100% off".
-    assert rel_diff(np.array([1.0, 1e-12]), np.array([1.0, 2e-12])).max() < 1e-11
+    # The floor (1e-3 of the largest magnitude) keeps a 1e-12 entry next to 1.0 from counting as
+    # "100% off": its 1e-12 difference is measured against 1e-3, i.e. 1e-9.
+    assert rel_diff(np.array([1.0, 1e-12]), np.array([1.0, 2e-12])).max() == pytest.approx(1e-9)
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
