@@ -73,7 +73,8 @@ def fit(
     epochs: int,
     steps_per_epoch: int,
     epoch_eval: Callable[[Any], dict[str, jax.Array]] | None = None,
-) -> tuple[Any, jax.Array, dict[str, jax.Array]]:
+    opt_state: Any = None,
+) -> tuple[Any, Any, jax.Array, dict[str, jax.Array]]:
     """A whole SGD training run as one pure function (call it under ``jit``).
 
     Args:
@@ -88,10 +89,13 @@ def fit(
       epochs: number of epochs (static).
       steps_per_epoch: steps per epoch (static; used when ``idx`` is ``None``).
       epoch_eval: optional ``params -> {name: scalar}`` evaluated after every epoch.
+      opt_state: the optimizer state to resume from (a run split into chunks of epochs passes
+        it from chunk to chunk); ``None`` starts fresh.
 
     Returns:
-      ``(final params, per-step losses of shape (epochs * steps,), per-epoch eval metrics)``.
-      Each step's loss is computed before that step's update, as PyTorch's loop reports it.
+      ``(final params, final optimizer state, per-step losses of shape (epochs * steps,),
+      per-epoch eval metrics)``. Each step's loss is computed before that step's update, as
+      PyTorch's loop reports it.
     """
     opt = sgd(hparams["lr"], hparams["momentum"])
 
@@ -113,9 +117,9 @@ def fit(
         return carry, (losses, metrics)
 
     xs = None if idx is None else (idx, mask)
-    carry = (params, opt.init(params))
-    (params, _), (losses, metrics) = jax.lax.scan(epoch, carry, xs, length=epochs)
-    return params, losses.reshape(-1), metrics
+    carry = (params, opt.init(params) if opt_state is None else opt_state)
+    (params, opt_state), (losses, metrics) = jax.lax.scan(epoch, carry, xs, length=epochs)
+    return params, opt_state, losses.reshape(-1), metrics
 
 
 def compile_once(key: Hashable, fn: Callable, *args: Any) -> tuple[Callable, float]:
@@ -188,6 +192,7 @@ def run_training(
     plan: BatchPlan | None = None,
     init_params: Mapping[str, np.ndarray] | None = None,
     extras: Callable[[Any], dict[str, Any]] | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> RunResult:
     """Trains ``trainer`` on ``train_data`` in one compiled program; returns a :class:`RunResult`.
 
@@ -202,6 +207,10 @@ def run_training(
         the torch reference, for parity); ``None`` draws them in JAX from ``config.seed``.
       extras: optional ``final params (NumPy tree) -> dict`` of tutorial-specific outputs, run on
         the host after training.
+      progress: optional ``(epochs done, epochs, mean loss of the last chunk) -> None``. When
+        given, the run executes as up to :data:`PROGRESS_CHUNKS` calls of one compiled program
+        covering an equal number of epochs each, the parameters and optimizer state passed from
+        call to call on the device; without it, the whole run is a single call.
     """
     epochs = plan.epochs if plan is not None else config.epochs
     steps = plan.steps_per_epoch if plan is not None else 1
@@ -222,23 +231,70 @@ def run_training(
             "lr": np.asarray(config.lr, dtype),
             "momentum": np.asarray(config.momentum, dtype),
         }
-        args = jax.device_put((params, hparams, train_data, eval_data, idx, mask), device)
-        program = _program(trainer, epochs, steps)
-        exe, compile_s = compile_once((trainer, epochs, steps), program, *args)
-        outputs, run_s = timed_call(exe, *args)
+        opt_state = sgd(hparams["lr"], hparams["momentum"]).init(params)
+        args = (params, opt_state, hparams, train_data, eval_data, idx, mask)
+        args = jax.device_put(args, device)
+        chunk = epochs if progress is None else _chunk_epochs(epochs)
+        program = _program(trainer, chunk, steps)
+        if chunk == epochs:
+            exe, compile_s = compile_once((trainer, epochs, steps), program, *args)
+            outputs, run_s = timed_call(exe, *args)
+            if progress is not None:
+                progress(epochs, epochs, float(np.mean(np.asarray(outputs[2]))))
+        else:
+            outputs, run_s, compile_s = _run_chunked(
+                trainer, program, args, epochs, chunk, progress
+            )
         outputs = to_numpy(outputs)
     return _result(trainer, config, outputs, epochs, steps, run_s, compile_s, device, extras)
+
+
+# A run with a progress callback is cut into at most this many calls of one compiled program.
+PROGRESS_CHUNKS = 20
+
+
+def _chunk_epochs(epochs: int) -> int:
+    """The fewest epochs per call that divide ``epochs`` into at most PROGRESS_CHUNKS calls.
+
+    Equal chunks keep a single compiled shape; one epoch per call when there are few epochs.
+    """
+    return min(
+        d for d in range(1, epochs + 1) if epochs % d == 0 and epochs // d <= PROGRESS_CHUNKS
+    )
+
+
+def _run_chunked(trainer, program, args, epochs, chunk, progress):
+    """Runs ``program`` (compiled for ``chunk`` epochs) ``epochs // chunk`` times."""
+    params, opt_state, hparams, data, eval_data, idx, mask = args
+
+    def piece(a, i):
+        return None if a is None else a[i * chunk : (i + 1) * chunk]
+
+    first = (params, opt_state, hparams, data, eval_data, piece(idx, 0), piece(mask, 0))
+    exe, compile_s = compile_once((trainer, chunk, "chunk"), program, *first)
+    losses, per_epoch, run_s = [], [], 0.0
+    metrics = {}
+    for i in range(epochs // chunk):
+        call = (params, opt_state, hparams, data, eval_data, piece(idx, i), piece(mask, i))
+        (params, opt_state, chunk_losses, chunk_epochs, metrics), seconds = timed_call(exe, *call)
+        run_s += seconds
+        losses.append(chunk_losses)
+        per_epoch.append(chunk_epochs)
+        progress((i + 1) * chunk, epochs, float(np.mean(np.asarray(chunk_losses))))
+    losses = jnp.concatenate(losses)
+    per_epoch = jax.tree.map(lambda *xs: jnp.concatenate(xs), *per_epoch)
+    return (params, opt_state, losses, per_epoch, metrics), run_s, compile_s
 
 
 def _program(trainer: Trainer, epochs: int, steps: int) -> Callable:
     """The whole run as one pure function of its inputs (what gets compiled)."""
 
-    def program(params, hparams, data, eval_data, idx, mask):
+    def program(params, opt_state, hparams, data, eval_data, idx, mask):
         count_trace(trainer.tutorial)
         epoch_eval = None
         if trainer.epoch_eval is not None:
             epoch_eval = functools.partial(trainer.epoch_eval, eval_data=eval_data)
-        final, losses, per_epoch = fit(
+        final, opt_state, losses, per_epoch = fit(
             trainer.loss,
             params,
             data,
@@ -248,15 +304,16 @@ def _program(trainer: Trainer, epochs: int, steps: int) -> Callable:
             epochs=epochs,
             steps_per_epoch=steps,
             epoch_eval=epoch_eval,
+            opt_state=opt_state,
         )
         metrics = {} if trainer.evaluate is None else trainer.evaluate(final, eval_data)
-        return final, losses, per_epoch, metrics
+        return final, opt_state, losses, per_epoch, metrics
 
     return program
 
 
 def _result(trainer, config, outputs, epochs, steps, run_s, compile_s, device, extras):
-    final, losses, per_epoch, metrics = outputs
+    final, _, losses, per_epoch, metrics = outputs
     losses = np.asarray(losses, dtype=np.float64)
     epoch_metrics = {"loss": losses.reshape(epochs, steps).mean(axis=1)}
     epoch_metrics.update({k: np.asarray(v, np.float64) for k, v in per_epoch.items()})
@@ -319,8 +376,10 @@ def run_training_seeds(
             "lr": np.asarray(config.lr, dtype),
             "momentum": np.asarray(config.momentum, dtype),
         }
-        args = jax.device_put((params, hparams, train_data, eval_data, idx, mask), device)
-        axes = (0, None, None, None, None if idx is None else 0, None if mask is None else 0)
+        opt_state = jax.vmap(sgd(hparams["lr"], hparams["momentum"]).init)(params)
+        args = (params, opt_state, hparams, train_data, eval_data, idx, mask)
+        args = jax.device_put(args, device)
+        axes = (0, 0, None, None, None, None if idx is None else 0, None if mask is None else 0)
         program = jax.vmap(_program(trainer, epochs, steps), in_axes=axes)
         exe, compile_s = compile_once(("seeds", trainer, epochs, steps), program, *args)
         outputs, run_s = timed_call(exe, *args)

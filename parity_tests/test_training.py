@@ -20,6 +20,7 @@ from jaxtut.convert import from_state_dict, to_state_dict
 from jaxtut.data.batching import BatchPlan
 from jaxtut.parity import (
     TOLERANCES,
+    check_pair,
     compare_arrays,
     compare_trees,
     run_pair,
@@ -45,20 +46,6 @@ PARAM_COUNTS = {
     "mnist_mlp": 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10,
 }
 
-# float32 end-of-run bounds (JAX vs torch from the same init), calibrated from the drift measured
-# on this CPU (reports/parity.md has the measured values) with roughly 10x headroom; see
-# docs/parity.md. Metrics are compared by absolute difference; accuracies in fractions of the set.
-FLOAT32_FINAL = {
-    "linreg_scratch": {"prediction": 1e-4},
-    "linreg_linear": {"prediction": 1e-3},
-    "linreg_make_regression": {"loss": 1e-2, "weight": 1e-3},
-    "perceptron": {"weight": 1e-4, "bias": 1e-4},
-    "mlp_1_10_1": {"prediction": 1e-3},
-    "logreg_breast_cancer": {"test_accuracy": 1 / 114, "loss": 1e-4},
-    "mnist_logreg": {"test_accuracy": 2e-3, "loss": 1e-3},
-    "mnist_mlp": {"test_accuracy": 3e-3, "loss": 1e-3},
-}
-
 
 def first_batch(config):
     """The batch of the run's first step, as both frameworks see it."""
@@ -68,12 +55,6 @@ def first_batch(config):
         return x, y
     idx = data.plan.batches(0)[0]
     return x[idx], y[idx]
-
-
-def final_metric(result, name: str) -> float:
-    if name == "loss":
-        return float(result.epoch_metrics["loss"][-1])
-    return float(result.metrics[name])
 
 
 # --- Tier 0: structure --------------------------------------------------------------------------
@@ -150,9 +131,7 @@ def test_tier1_tier2_forward_and_grads(tutorial_id, dtype, record):
 @pytest.mark.parametrize("tutorial_id", TRAINING)
 def test_tier3_float64_every_step(tutorial_id, record):
     pair = full_pair(tutorial_id, "float64")
-    tol = TOLERANCES["trajectory_float64"]
-    losses = pair.losses(tol)
-    params = pair.params(tol)
+    losses, params = check_pair(pair, "float64")
     record(tutorial_id, "3 trajectory", "float64", losses, note=f"{len(pair.jax.losses)} steps")
     record(tutorial_id, "3 trajectory", "float64", params)
     assert len(pair.jax.losses) == len(pair.torch.losses)
@@ -162,24 +141,14 @@ def test_tier3_float64_every_step(tutorial_id, record):
 
 @pytest.mark.parametrize("tutorial_id", TRAINING)
 def test_tier3_float32(tutorial_id, record):
+    """The first 100 steps, then the final metrics within FLOAT32_FINAL's absolute bounds."""
     pair = full_pair(tutorial_id, "float32")
-    first = pair.losses(TOLERANCES["trajectory_float32_first100"], steps=100)
-    record(tutorial_id, "3 trajectory", "float32", first, check="losses, first 100 steps")
-    assert first.passed, first
-    for name, bound in FLOAT32_FINAL[tutorial_id].items():
-        a, b = final_metric(pair.jax, name), final_metric(pair.torch, name)
-        diff = abs(a - b)
-        record(
-            tutorial_id,
-            "3 trajectory",
-            "float32",
-            check=f"final {name}",
-            max_abs=diff,
-            tolerance=bound,
-            passed=diff <= bound,
-            note=f"jax {a:.6g}, torch {b:.6g} (absolute bound)",
-        )
-        assert diff <= bound, f"final {name}: jax {a} vs torch {b}"
+    checks = check_pair(pair, "float32")
+    for c in checks:
+        note = "absolute bound" if c.name.startswith("final") else ""
+        record(tutorial_id, "3 trajectory", "float32", c, note=note)
+    failed = [str(c) for c in checks if not c.passed]
+    assert not failed, failed
 
 
 # --- Sensitivity: every tier-3 comparison rejects a perturbed run ---------------------------------

@@ -61,7 +61,7 @@ MODELS = {"mnist_logreg": LogReg, "mnist_mlp": Net}
 CRITERIA = {"mnist_logreg": nn.CrossEntropyLoss(), "mnist_mlp": nn.NLLLoss()}
 
 
-def _run(tutorial: str, config, init_params, plan) -> RunResult:
+def _run(tutorial: str, config, init_params, plan, progress) -> RunResult:
     data = tutorial_data(config)
     plan = data.plan if plan is None else plan
     with torch_runtime(config) as device:
@@ -83,6 +83,8 @@ def _run(tutorial: str, config, init_params, plan) -> RunResult:
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
+            if progress is not None:
+                progress(epoch + 1, plan.epochs, float(np.mean(losses[-plan.steps_per_epoch :])))
         with torch.no_grad():
             accuracy = (model(x_test).argmax(dim=1) == y_test).double().mean().item()
         seconds = clock.stop()
@@ -104,9 +106,13 @@ def run_logreg(
     init_params: Mapping[str, np.ndarray] | None = None,
     *,
     plan=None,
+    progress=None,
 ) -> RunResult:
-    """Trains the ``mnist_logreg`` reference; ``plan`` overrides the shared batch order."""
-    return _run("mnist_logreg", config or MnistLogregConfig(), init_params, plan)
+    """Trains the ``mnist_logreg`` reference; ``plan`` overrides the shared batch order.
+
+    ``progress(epochs done, epochs, mean loss of the epoch)`` is called after every epoch.
+    """
+    return _run("mnist_logreg", config or MnistLogregConfig(), init_params, plan, progress)
 
 
 def run_mlp(
@@ -114,6 +120,10 @@ def run_mlp(
     init_params: Mapping[str, np.ndarray] | None = None,
     *,
     plan=None,
+    progress=None,
 ) -> RunResult:
-    """Trains the ``mnist_mlp`` reference; ``plan`` overrides the shared batch order."""
-    return _run("mnist_mlp", config or MnistMlpConfig(), init_params, plan)
+    """Trains the ``mnist_mlp`` reference; ``plan`` overrides the shared batch order.
+
+    ``progress(epochs done, epochs, mean loss of the epoch)`` is called after every epoch.
+    """
+    return _run("mnist_mlp", config or MnistMlpConfig(), init_params, plan, progress)

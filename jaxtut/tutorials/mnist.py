@@ -107,7 +107,7 @@ MLP_TRAINER = Trainer(
 )
 
 
-def _run(trainer, config, init_params, plan) -> RunResult:
+def _run(trainer, config, init_params, plan, progress) -> RunResult:
     data = tutorial_data(config)
     x_train, y_train = data.train
     x_test, y_test = data.eval
@@ -119,6 +119,7 @@ def _run(trainer, config, init_params, plan) -> RunResult:
         eval_data=(x_test, y_test.astype(np.int32)),
         plan=data.plan if plan is None else plan,
         init_params=init_params,
+        progress=progress,
     )
 
 
@@ -127,9 +128,10 @@ def run_logreg(
     init_params: Mapping[str, np.ndarray] | None = None,
     *,
     plan=None,
+    progress=None,
 ) -> RunResult:
     """Trains ``mnist_logreg``; see :func:`jaxtut.train.run_training` for the arguments."""
-    return _run(LOGREG, config or MnistLogregConfig(), init_params, plan)
+    return _run(LOGREG, config or MnistLogregConfig(), init_params, plan, progress)
 
 
 def run_mlp(
@@ -137,9 +139,10 @@ def run_mlp(
     init_params: Mapping[str, np.ndarray] | None = None,
     *,
     plan=None,
+    progress=None,
 ) -> RunResult:
     """Trains ``mnist_mlp``; see :func:`jaxtut.train.run_training` for the arguments."""
-    return _run(MLP_TRAINER, config or MnistMlpConfig(), init_params, plan)
+    return _run(MLP_TRAINER, config or MnistMlpConfig(), init_params, plan, progress)
 
 
 TRAINERS = {"mnist_logreg": LOGREG, "mnist_mlp": MLP_TRAINER}

@@ -1,0 +1,436 @@
+"""The ``jaxtut`` command: a thin layer of argparse and rich over the library.
+
+Commands: ``list``, ``run``, ``parity`` and ``tour`` (see ``jaxtut COMMAND --help``). Every
+user error (:class:`~jaxtut.errors.JaxtutError`, a bad option) prints one line and exits 2;
+a diverged run or a failed parity check exits 1; Ctrl-C exits 130. Output files are written only
+once a command has succeeded, each atomically, so an interrupted command leaves none behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxtut import registry
+from jaxtut.errors import ConfigError, JaxtutError
+from jaxtut.result import RunResult
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Tutorials whose result is best pictured as a fitted line over the data.
+FIT_PLOTS = ("linreg_scratch", "linreg_linear", "linreg_make_regression", "perceptron")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage dump) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"jaxtut: error: {message} (see 'jaxtut --help')\n")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+# --- Options --------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def _config(args: argparse.Namespace, tutorial: registry.Tutorial):
+    """The tutorial's default config with the options the user gave (others left as defaults)."""
+    given = {
+        "seed": args.seed,
+        "dtype": args.dtype,
+        "device": getattr(args, "device", None),
+        "epochs": getattr(args, "epochs", None),
+        "lr": getattr(args, "lr", None),
+        "batch_size": getattr(args, "batch_size", None),
+        "data_dir": getattr(args, "data_dir", None),
+    }
+    try:
+        return tutorial.default_config(**given)
+    except ConfigError as err:
+        raise ConfigError(f"{tutorial.id}: {err}") from None
+
+
+# --- list -------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    table = Table(title="jaxtut tutorials", show_lines=False)
+    table.add_column("id", style="bold")
+    table.add_column("what it does")
+    table.add_column("source")
+    for t in registry.TUTORIALS.values():
+        sources = "; ".join(registry.SOURCES[s] for s in t.source.split("+"))
+        table.add_row(t.id, t.summary, sources)
+    _console().print(table)
+    return EXIT_OK
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+def _progress_callback(console, label: str) -> Callable[[int, int, float], None]:
+    start = time.perf_counter()
+
+    def report(done: int, total: int, loss: float) -> None:
+        console.print(
+            f"  {label}: epoch {done}/{total}  loss {loss:.4f}  "
+            f"({time.perf_counter() - start:.1f} s)"
+        )
+
+    return report
+
+
+def _run(tutorial, framework: str, config, **kwargs) -> RunResult:
+    """Runs one side, passing only the keyword arguments its run function accepts."""
+    module = tutorial.jax_module() if framework == "jax" else tutorial.torch_module()
+    fn = getattr(module, tutorial.function)
+    accepted = inspect.signature(fn).parameters
+    return fn(config, **{k: v for k, v in kwargs.items() if k in accepted and v is not None})
+
+
+def _check_device(config, framework: str) -> None:
+    """Fails early, with the devices that do exist, when the requested device is absent."""
+    if framework == "jax":
+        from jaxtut.runtime import resolve_jax_device
+
+        resolve_jax_device(config.device)
+    else:
+        from jaxtut.torch_ref._common import torch_device
+
+        torch_device(config.device)
+
+
+def _metrics_line(result: RunResult) -> str:
+    parts = []
+    for k, v in result.metrics.items():
+        parts.append(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}")
+    return ", ".join(parts)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    tutorial = registry.get(args.tutorial)
+    config = _config(args, tutorial)
+    if args.framework == "torch":
+        tutorial.torch_module()  # a missing torch is reported before any work
+    _check_device(config, args.framework)
+    if args.plot and not tutorial.trains and tutorial.id != "autograd":
+        raise ConfigError(f"{tutorial.id} has no loss curve or fit to plot; drop --plot")
+    if (args.save or args.init) and not tutorial.trains:
+        raise ConfigError(f"{tutorial.id} has no trained parameters; drop --save/--init")
+    init = None
+    if args.init:
+        from jaxtut.checkpoint import load_params
+
+        init, _ = load_params(args.init)
+
+    console = _console()
+    console.print(f"[bold]{tutorial.id}[/bold] ({args.framework}): {_describe(config)}")
+    result = _run(
+        tutorial,
+        args.framework,
+        config,
+        init_params=init,
+        progress=_progress_callback(console, args.framework),
+    )
+    if result.diverged:
+        _console(stderr=True).print(
+            f"jaxtut: {tutorial.id} diverged at step {result.diverged_at} "
+            f"(loss {result.losses[result.diverged_at]}); try a smaller --lr"
+        )
+        return EXIT_FAIL
+    timing = f"{result.wall_time_s:.3f} s"
+    if result.compile_time_s:
+        timing += f" (+ {result.compile_time_s:.2f} s compile)"
+    console.print(f"  result: {_metrics_line(result)}")
+    if len(result.losses):
+        console.print(f"  final loss {result.losses[-1]:.6g} after {len(result.losses)} steps")
+    console.print(f"  time: {timing} on {result.device}")
+    _write_outputs(args, tutorial, config, result, console)
+    return EXIT_OK
+
+
+def _describe(config) -> str:
+    d = config.to_dict()
+    return ", ".join(f"{k}={v}" for k, v in d.items() if v is not None)
+
+
+def _write_outputs(args, tutorial, config, result: RunResult, console) -> None:
+    """--json, --plot, --save: each written atomically, only after a successful run."""
+    if args.json:
+        from jaxtut.io import write_json
+
+        write_json(args.json, result.to_json())
+        console.print(f"  wrote {args.json}")
+    if args.plot:
+        _plot_result(tutorial, config, result, args.plot)
+        console.print(f"  wrote {args.plot}")
+    if args.save:
+        from jaxtut.checkpoint import save_params
+
+        save_params(
+            args.save,
+            result.params,
+            metadata={
+                "tutorial": tutorial.id,
+                "framework": result.framework,
+                "dtype": config.dtype,
+            },
+        )
+        console.print(f"  wrote {args.save}")
+
+
+def _plot_result(tutorial, config, result: RunResult, path) -> None:
+    from jaxtut import plots
+
+    if tutorial.id in FIT_PLOTS:
+        from jaxtut.tutorial_data import tutorial_data
+
+        x, y = tutorial_data(config).train
+        plots.plot_fit(result, x, y, path)
+    else:
+        plots.plot_losses([result], path)
+
+
+# --- parity -----------------------------------------------------------------------------------
+
+
+def _truncate(plan, steps: int):
+    """The first ``steps`` steps of a plan (across epochs), as a one-epoch plan."""
+    from jaxtut.data.batching import BatchPlan
+
+    total = plan.epochs * plan.steps_per_epoch
+    if steps > total:
+        raise ConfigError(f"--steps {steps} exceeds the run's {total} steps")
+    idx = plan.idx.reshape(total, -1)[:steps][None]
+    mask = plan.mask.reshape(total, -1)[:steps][None]
+    return BatchPlan(idx=np.ascontiguousarray(idx), mask=np.ascontiguousarray(mask))
+
+
+def parity(tutorial_id: str, config, *, steps: int | None = None, torch_config=None):
+    """Runs both frameworks from the same init on the same batches and judges the result.
+
+    Args:
+      tutorial_id: a training tutorial.
+      config: the shared config.
+      steps: stop after this many steps (``None``: the full run).
+      torch_config: a different config for the torch side (to demonstrate a failure).
+
+    Returns:
+      ``(pair, checks)``: the two runs and the parity suite's tier-3 comparisons for the dtype.
+    """
+    from jaxtut.parity import check_pair, run_pair
+    from jaxtut.tutorial_data import tutorial_data
+
+    plans = None
+    if steps is not None:
+        if tutorial_data(config).plan is None:  # full batch: one step per epoch
+            config = config.replace(epochs=steps)
+            torch_config = torch_config and torch_config.replace(epochs=steps)
+        else:
+            plans = lambda plan: (_truncate(plan, steps), _truncate(plan, steps))  # noqa: E731
+    pair = run_pair(tutorial_id, config, torch_config=torch_config, plans=plans)
+    return pair, check_pair(pair, config.dtype)
+
+
+def _rows(pair, max_rows: int = 20) -> list[tuple[str, float, float]]:
+    """Per-step rows for short runs, else per-epoch rows, thinned to about ``max_rows``."""
+    steps = len(pair.jax.losses)
+    if steps <= max_rows:
+        pairs = zip(pair.jax.losses, pair.torch.losses, strict=True)
+        return [(f"step {i}", a, b) for i, (a, b) in enumerate(pairs)]
+    ja, ta = pair.jax.epoch_metrics["loss"], pair.torch.epoch_metrics["loss"]
+    label = "epoch"
+    if len(ja) == 1:  # one long epoch: sample steps instead
+        ja, ta, label = pair.jax.losses, pair.torch.losses, "step"
+    keep = np.unique(np.linspace(0, len(ja) - 1, min(max_rows, len(ja))).astype(int))
+    return [(f"{label} {i}", ja[i], ta[i]) for i in keep]
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    tutorial = registry.get(args.tutorial)
+    if not tutorial.trains:
+        raise ConfigError(
+            f"{tutorial.id} is not a training tutorial; its op-by-op parity is in "
+            f"parity_tests/test_{tutorial.id}.py"
+        )
+    tutorial.torch_module()
+    config = _config(args, tutorial)
+    _check_device(config, "jax")
+    _check_device(config, "torch")
+    console = _console()
+    console.print(f"[bold]{tutorial.id}[/bold] parity, {_describe(config)}")
+    pair, checks = parity(tutorial.id, config, steps=args.steps)
+    _print_parity(console, pair, checks)
+    passed = all(c.passed for c in checks)
+    if args.json:
+        from jaxtut.io import write_json
+
+        write_json(args.json, _parity_json(pair, checks))
+    if args.plot:
+        from jaxtut import plots
+
+        plots.plot_losses([pair.jax, pair.torch], args.plot)
+    return EXIT_OK if passed else EXIT_FAIL
+
+
+def _print_parity(console, pair, checks) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for col in ("", "JAX loss", "torch loss", "abs diff", "rel diff"):
+        table.add_column(col, justify="right")
+    for label, a, b in _rows(pair):
+        diff = abs(a - b)
+        rel = diff / max(abs(a), abs(b), np.finfo(np.float64).tiny)
+        table.add_row(label, f"{a:.10g}", f"{b:.10g}", f"{diff:.2e}", f"{rel:.2e}")
+    console.print(table)
+    params = pair.params(np.inf)
+    console.print(f"final params: max abs diff {params.max_abs:.3e} ({params.where})")
+    for c in checks:
+        colour = "green" if c.passed else "red"
+        console.print(f"[{colour}]{c}[/{colour}]")
+    verdict = "PASS" if all(c.passed for c in checks) else "FAIL"
+    console.print(f"[bold]{verdict}[/bold]")
+
+
+def _parity_json(pair, checks) -> dict[str, Any]:
+    return {
+        "tutorial": pair.tutorial,
+        "config": pair.config.to_dict(),
+        "passed": all(c.passed for c in checks),
+        "checks": [
+            {
+                "name": c.name,
+                "max_abs": c.max_abs,
+                "max_rel": c.max_rel,
+                "tolerance": c.tolerance,
+                "passed": c.passed,
+                "where": c.where,
+            }
+            for c in checks
+        ],
+        "jax": pair.jax.to_json(),
+        "torch": pair.torch.to_json(),
+    }
+
+
+# --- tour -------------------------------------------------------------------------------------
+
+
+def cmd_tour(args: argparse.Namespace) -> int:
+    from jaxtut.tour import run_tour
+
+    return run_tour(Path(args.out), data_dir=args.data_dir, console=_console())
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxtut", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list the tutorials")
+    p.set_defaults(func=cmd_list)
+
+    def common(p):
+        p.add_argument("tutorial", help="tutorial id (see 'jaxtut list')")
+        p.add_argument("--seed", type=_seed)
+        p.add_argument("--dtype", choices=("float32", "float64"))
+        p.add_argument("--device", choices=("cpu", "gpu"))
+        p.add_argument("--data-dir", help="folder with the four MNIST IDX files")
+        p.add_argument("--json", type=Path, help="write the result as JSON")
+        p.add_argument("--plot", type=Path, help="write a PNG (loss curve or fitted line)")
+
+    p = sub.add_parser("run", help="train a tutorial in one framework")
+    common(p)
+    p.add_argument("--framework", choices=("jax", "torch"), default="jax")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--lr", type=_positive_float)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--save", type=Path, help="write the trained parameters (safetensors)")
+    p.add_argument("--init", type=Path, help="start from parameters saved with --save")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("parity", help="run JAX and torch side by side and compare every step")
+    common(p)
+    p.add_argument("--steps", type=_positive_int, help="compare only the first N steps")
+    p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("tour", help="every tutorial in both frameworks, with a report")
+    p.add_argument("--out", default="reports/tour", help="report folder (default reports/tour)")
+    p.add_argument("--data-dir", help="folder with the four MNIST IDX files")
+    p.set_defaults(func=cmd_tour)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jaxtut`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    err = _console(stderr=True)
+    try:
+        return args.func(args)
+    except JaxtutError as e:
+        if args.debug:
+            raise
+        err.print(f"jaxtut: error: {e}", markup=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("jaxtut: interrupted; no output files were written", markup=False)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a bug, not a user error: say so, keep the traceback behind --debug
+        if args.debug:
+            raise
+        err.print(
+            f"jaxtut: internal error: {type(e).__name__}: {e} (rerun with --debug)", markup=False
+        )
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
