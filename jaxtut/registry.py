@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from jaxtut import configs as C
-from jaxtut.errors import MissingDependencyError, UnknownTutorialError
+from jaxtut.errors import ConfigError, MissingDependencyError, UnknownTutorialError
 
 SOURCES = {
     "first_steps": "'First Steps With PyTorch' (seeds 000/002)",
@@ -71,9 +71,26 @@ class Tutorial:
         return importlib.import_module(f"jaxtut.torch_ref.{self.module}")
 
     def run(self, framework: str = "jax", config: C.Config | None = None, **kwargs: Any):
-        """Runs the tutorial in ``framework`` (``"jax"`` or ``"torch"``); returns a RunResult."""
-        module = self.jax_module() if framework == "jax" else self.torch_module()
-        return getattr(module, self.function)(config or self.config(), **kwargs)
+        """Runs the tutorial; returns a RunResult.
+
+        Args:
+          framework: ``"jax"``, ``"torch"``, or ``"numpy"`` for the tutorials that have a NumPy
+            version (its function is the JAX module's ``<function>_numpy``).
+          config: the run's config (defaults to the tutorial's).
+          **kwargs: passed to the run function (``init_params``, ``plan``, ...).
+        """
+        if framework == "numpy":
+            fn = getattr(self.jax_module(), f"{self.function}_numpy", None)
+            if fn is None:
+                raise ConfigError(f"{self.id} has no NumPy version")
+        else:
+            module = self.jax_module() if framework == "jax" else self.torch_module()
+            fn = getattr(module, self.function)
+        return fn(config or self.config(), **kwargs)
+
+    @property
+    def has_numpy(self) -> bool:
+        return hasattr(self.jax_module(), f"{self.function}_numpy")
 
     def trainer(self):
         """The JAX :class:`~jaxtut.train.Trainer` of a training tutorial."""
