@@ -35,10 +35,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"jaxtut: error: {message} (see 'jaxtut --help')\n")
 
 
-def _console(stderr: bool = False):
+def _console():
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(highlight=False)
 
 
 # --- Options --------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=_progress_callback(console, args.framework),
     )
     if result.diverged:
-        _console(stderr=True).print(
+        _error(
             f"jaxtut: {tutorial.id} diverged at step {result.diverged_at} "
             f"(loss {result.losses[result.diverged_at]}); try a smaller --lr"
         )
@@ -412,24 +412,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jaxtut`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    err = _console(stderr=True)
     try:
         return args.func(args)
     except JaxtutError as e:
         if args.debug:
             raise
-        err.print(f"jaxtut: error: {e}", markup=False)
+        _error(f"jaxtut: error: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        err.print("jaxtut: interrupted; no output files were written", markup=False)
+        _error("jaxtut: interrupted; no output files were written")
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug, not a user error: say so, keep the traceback behind --debug
         if args.debug:
             raise
-        err.print(
-            f"jaxtut: internal error: {type(e).__name__}: {e} (rerun with --debug)", markup=False
-        )
+        _error(f"jaxtut: internal error: {type(e).__name__}: {e} (rerun with --debug)")
         return EXIT_FAIL
+
+
+def _error(message: str) -> None:
+    """One unwrapped line on stderr (rich would wrap it at the terminal width)."""
+    print(" ".join(message.split()), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
