@@ -162,6 +162,11 @@ class LogregBreastCancerConfig(TrainConfig):
     lr: float = 0.01
     eval_every: int = 10
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.eval_every, int) or self.eval_every < 1:
+            raise ConfigError(f"eval_every must be a positive integer, got {self.eval_every!r}")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MnistLogregConfig(TrainConfig):
