@@ -17,11 +17,14 @@ and what else differs:
   step, in table order), so each step's input is a ``(1, 1)`` batch and JAX sees the same order.
 * The perceptron's criterion ``(label - out) ** 2`` is averaged over the batch (``.mean()``). For
   the single sample of each step that is the identical number; it also keeps ``backward`` valid
-  when ``batch_size > 1`` is configured (the bare form is only differentiable with one element).
-* The MLP's second ``Net`` class shadowed the first in the source; here they are ``Net`` and
-  ``MLPNet``.
+  when ``batch_size > 1`` is configured (``backward()`` without arguments needs a one-element
+  loss).
+* The source reuses the name ``Net`` for the MLP (a notebook redefinition); here the two models
+  are ``Net`` and ``MLPNet``.
 * Predictions after training use a ``(1, 1)`` input (the source used ``ones(1, 1, 1)``; the extra
-  axis changes nothing but the output's shape).
+  axis changes nothing but the output's shape). The metrics are the JAX module's: ``prediction``
+  at ``x = 1``, ``final_loss`` (the criterion over all six pairs at the final parameters), plus
+  ``weight`` and ``bias`` or ``prediction_at_7``.
 """
 
 from __future__ import annotations
@@ -74,19 +77,19 @@ MODELS = {"perceptron": Net, "mlp_1_10_1": MLPNet}
 CRITERIA = {"perceptron": criterion, "mlp_1_10_1": nn.MSELoss()}
 
 
-def _metrics(tutorial: str, model: nn.Module, config, device) -> dict[str, float]:
+def _metrics(tutorial: str, net: nn.Module, loss_fn, x, y, config, device) -> dict[str, float]:
+    """Final metrics, as the JAX side defines them; ``x``, ``y`` are the six training pairs."""
+
     def predict(value: float) -> float:
-        x = tensor(np.full((1, 1), value), config, device=device)
-        return model(x).item()
+        return net(tensor(np.full((1, 1), value), config, device=device)).item()
 
     with torch.no_grad():
+        metrics = {"prediction": predict(1.0), "final_loss": loss_fn(net(x), y).item()}
         if tutorial == "perceptron":
-            return {
-                "weight": model.fc1.weight.item(),
-                "bias": model.fc1.bias.item(),
-                "prediction_at_1": predict(1.0),
-            }
-        return {"prediction_at_1": predict(1.0), "prediction_at_7": predict(7.0)}
+            metrics |= {"weight": net.fc1.weight.item(), "bias": net.fc1.bias.item()}
+        else:
+            metrics["prediction_at_7"] = predict(7.0)
+    return metrics
 
 
 def _run(tutorial: str, config, init_params, plan: BatchPlan | None) -> RunResult:
@@ -110,9 +113,8 @@ def _run(tutorial: str, config, init_params, plan: BatchPlan | None) -> RunResul
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
-        metrics = _metrics(tutorial, net, config, device)
         seconds = clock.stop()
-    metrics["final_loss"] = losses[-1]
+        metrics = _metrics(tutorial, net, loss_fn, x_train, y_train, config, device)
     steps = plan.steps_per_epoch
     return make_result(
         tutorial,
