@@ -173,6 +173,18 @@ FLOAT32_FINAL: dict[str, dict[str, float]] = {
 }
 
 
+# Some trajectories are more sensitive than any two implementations are exact. The 1-10-1
+# network's per-sample updates, for one, amplify a one-ulp difference ~1e4-fold within 100 steps
+# (measured: from 5e-14 at step 400 to 2e-10 at step 500 in float64), and no two BLAS libraries
+# round identically (XLA contracts x*w + b into one FMA, torch's addmm rounds twice; the 10-term
+# dot sums in a different order). The yardstick is the problem's own conditioning: the JAX run
+# against itself from parameters nudged by one ulp. A loss comparison is held to the stated
+# tolerance or to ULP_FACTOR times that spread, whichever is larger. On every tutorial but the
+# 1-10-1 network (float64) and the two per-sample tutorials (float32) the stated tolerance is the
+# larger one, so the factor changes nothing there.
+ULP_FACTOR = 4.0
+
+
 def final_metric(result: RunResult, name: str) -> float:
     """A final metric of a run; ``loss`` is the mean training loss of the last epoch."""
     if name == "loss":
@@ -187,11 +199,17 @@ def check_pair(pair: Pair, dtype: str) -> list[Comparison]:
     float32: the first 100 steps' losses within ``trajectory_float32_first100`` and the final
     metrics of :data:`FLOAT32_FINAL` within their absolute bounds (``max_rel`` holds the absolute
     difference for those, so ``passed`` reads the same way).
+
+    The loss tolerance is raised to ``ULP_FACTOR`` times the pair's one-ulp spread when that is
+    larger (see :data:`ULP_FACTOR`); the comparison's ``tolerance`` field shows the value used.
     """
     if dtype == "float64":
         tol = TOLERANCES["trajectory_float64"]
-        return [pair.losses(tol), pair.params(tol)]
-    checks = [pair.losses(TOLERANCES["trajectory_float32_first100"], steps=100)]
+        loss_tol = max(tol, ULP_FACTOR * pair.ulp_spread())
+        return [pair.losses(loss_tol), pair.params(tol)]
+    tol = TOLERANCES["trajectory_float32_first100"]
+    loss_tol = max(tol, ULP_FACTOR * pair.ulp_spread(steps=100))
+    checks = [pair.losses(loss_tol, steps=100)]
     checks[0] = dataclasses.replace(checks[0], name="losses, first 100 steps")
     for name, bound in FLOAT32_FINAL.get(pair.tutorial, {}).items():
         a, b = final_metric(pair.jax, name), final_metric(pair.torch, name)
@@ -212,10 +230,23 @@ class Pair:
     init: dict[str, np.ndarray]
     jax: RunResult
     torch: RunResult
+    nudged: RunResult | None = None
 
     def losses(self, tolerance: float, *, steps: int | None = None) -> Comparison:
         n = len(self.jax.losses) if steps is None else steps
         return compare_series("losses", self.jax.losses[:n], self.torch.losses[:n], tolerance)
+
+    def ulp_spread(self, *, steps: int | None = None) -> float:
+        """How far the JAX run moves when its initial parameters move by one ulp.
+
+        The largest relative loss difference (as :func:`compare_series` measures it) between the
+        JAX run and the same JAX run started from parameters nudged by one unit in the last place;
+        0.0 when the pair was run without the nudged run.
+        """
+        if self.nudged is None:
+            return 0.0
+        n = len(self.jax.losses) if steps is None else steps
+        return compare_series("", self.jax.losses[:n], self.nudged.losses[:n], 1.0).max_rel
 
     def params(self, tolerance: float) -> Comparison:
         return compare_trees("final params", self.jax.params, self.torch.params, tolerance)
@@ -236,6 +267,7 @@ def run_pair(
     init: Mapping[str, np.ndarray] | None = None,
     torch_config: TrainConfig | None = None,
     plans: Callable[[Any], tuple[Any, Any]] | None = None,
+    nudge: bool = True,
 ) -> Pair:
     """Runs ``tutorial_id`` in JAX and in PyTorch from the same parameters on the same batches.
 
@@ -247,6 +279,7 @@ def run_pair(
         perturb one side, e.g. ``lr * 1.01``); defaults to ``config``.
       plans: optional ``plan -> (jax plan, torch plan)`` to feed the sides different batch orders
         (a sensitivity check swaps two batches on one side).
+      nudge: also run JAX from ``init`` nudged by one ulp, for :meth:`Pair.ulp_spread`.
     """
     from jaxtut.tutorial_data import tutorial_data
 
@@ -258,7 +291,11 @@ def run_pair(
         plan_j, plan_t = plans(tutorial_data(config).plan)
     jax_result = tutorial.run("jax", config, init_params=init, plan=plan_j)
     torch_result = tutorial.run("torch", torch_config or config, init_params=init, plan=plan_t)
-    return Pair(tutorial_id, config, init, jax_result, torch_result)
+    nudged = None
+    if nudge:
+        up = {k: np.nextafter(v, np.inf).astype(v.dtype) for k, v in init.items()}
+        nudged = tutorial.run("jax", config, init_params=up, plan=plan_j)
+    return Pair(tutorial_id, config, init, jax_result, torch_result, nudged)
 
 
 def swap_two_batches(plan):
