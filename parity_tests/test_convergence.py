@@ -110,7 +110,8 @@ def test_tier4_logreg_breast_cancer(record):
 
     config = default_config("logreg_breast_cancer")
     x, y = tutorial_data(config).train
-    sk = LogisticRegression(penalty=None, max_iter=10_000).fit(np.asarray(x, np.float64), y.ravel())
+    # C = inf: no regularisation, the plain maximum-likelihood fit that GD is heading for.
+    sk = LogisticRegression(C=np.inf, max_iter=10_000).fit(np.asarray(x, np.float64), y.ravel())
     p = np.clip(sk.predict_proba(np.asarray(x, np.float64))[:, 1], 1e-12, 1 - 1e-12)
     t = y.ravel().astype(np.float64)
     sk_loss = float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
