@@ -30,18 +30,45 @@ def _fmt_metrics(metrics: dict[str, Any], limit: int = 3) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in items)
 
 
-def _demo_parity(jax_result, torch_result) -> tuple[str, bool]:
-    """Compares the scalar metrics the two demo runs share (max relative difference)."""
-    shared = sorted(set(jax_result.metrics) & set(torch_result.metrics))
-    diffs = []
-    for k in shared:
-        a, b = float(jax_result.metrics[k]), float(torch_result.metrics[k])
-        if np.isfinite(a) and np.isfinite(b):
-            diffs.append(abs(a - b) / max(abs(a), abs(b), 1e-12))
-    if not diffs:
-        return "n/a", True
-    worst = max(diffs)
-    return f"max rel {worst:.1e} over {len(diffs)} metrics", worst <= 1e-5
+# Demonstrations: outputs compared scaled by their magnitude (max |jax - torch| / max |torch|).
+DEMO_TOLERANCES = {"float32": 1e-5, "float64": 1e-12}
+
+
+def _demo_parity(tutorial, config) -> tuple[dict[str, str], bool, Any]:
+    """Runs a demonstration in both frameworks and dtypes and compares what they produce.
+
+    ``tensors``: every operation both frameworks define exactly must match in value, dtype and
+    shape. ``autograd``: the SGD trajectory and the final parameter. ``normal_equation``: the
+    fitted coefficients.
+    """
+    from jaxtut.parity import compare_series, compare_trees
+
+    verdicts, ok, first = {}, True, None
+    for dtype in ("float64", "float32"):
+        cfg = config.replace(dtype=dtype)
+        jr, tr = tutorial.run("jax", cfg), tutorial.run("torch", cfg)
+        first = first or (jr, tr)
+        if tutorial.id == "tensors":
+            pairs = zip(jr.extras["operations"], tr.extras["operations"], strict=True)
+            exact = [(a, b) for a, b in pairs if a["kind"] == b["kind"] == "exact"]
+            same = sum(
+                a["value"] == b["value"] and a["dtype"] == b["dtype"] and a["shape"] == b["shape"]
+                for a, b in exact
+            )
+            passed = same == len(exact)
+            verdicts[dtype] = (
+                f"{'PASS' if passed else 'FAIL'} ({same}/{len(exact)} exact ops equal)"
+            )
+        else:
+            tol = DEMO_TOLERANCES[dtype]
+            checks = [compare_trees("params", jr.params, tr.params, tol, scaled=True)]
+            if len(jr.losses):
+                checks.append(compare_series("losses", jr.losses, tr.losses, tol))
+            worst = max(checks, key=lambda c: c.max_rel)
+            passed = all(c.passed for c in checks)
+            verdicts[dtype] = f"{'PASS' if passed else 'FAIL'} ({worst.name}: {worst.max_rel:.1e})"
+        ok &= passed
+    return verdicts, ok, first
 
 
 def run_tour(out: Path, *, console, data_dir: str | None = None) -> int:
@@ -64,13 +91,12 @@ def run_tour(out: Path, *, console, data_dir: str | None = None) -> int:
             config = tutorial.default_config(**overrides)
             say(f"[bold]{tutorial.id}[/bold] ...")
             if not tutorial.trains:
-                jr, tr = tutorial.run("jax", config), tutorial.run("torch", config)
-                verdict, ok = _demo_parity(jr, tr)
+                verdicts, ok, (jr, tr) = _demo_parity(tutorial, config)
                 all_passed &= ok
                 rows.append({
                     "tutorial": tutorial.id, "jax": _fmt_metrics(jr.metrics),
-                    "torch": _fmt_metrics(tr.metrics), "float64": "-", "float32": verdict,
-                    "passed": ok, "speed": "-",
+                    "torch": _fmt_metrics(tr.metrics), "float64": verdicts["float64"],
+                    "float32": verdicts["float32"], "passed": ok, "speed": "-",
                 })  # fmt: skip
                 continue
             pairs = {}
