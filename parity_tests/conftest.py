@@ -1,7 +1,8 @@
 """Shared machinery of the parity suite: cached runs, the ``record`` fixture and the report.
 
 Set ``JAXTUT_PARITY_DEVICE=gpu`` to run both frameworks on CUDA (matmul precision pinned to the
-highest on both), and ``JAXTUT_REPORT_DIR`` to write the report somewhere other than ``reports/``.
+highest on both), ``JAXTUT_REPORT_DIR`` to write the report somewhere other than ``reports/``, and
+``JAXTUT_PARITY_PLOTS=0`` to skip the loss-curve figures.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def pytest_sessionfinish(session, exitstatus):
         device=_device_name(),
         stem=REPORT_STEM,
     )
-    _plot_pairs()
+    if os.environ.get("JAXTUT_PARITY_PLOTS", "1") != "0":
+        _plot_pairs()
 
 
 def _device_name() -> str:
