@@ -1,9 +1,13 @@
 """The ``jaxtut`` command: a thin layer of argparse and rich over the library.
 
-Commands: ``list``, ``run``, ``parity`` and ``tour`` (see ``jaxtut COMMAND --help``). Every
-user error (:class:`~jaxtut.errors.JaxtutError`, a bad option) prints one line and exits 2;
-a diverged run or a failed parity check exits 1; Ctrl-C exits 130. Output files are written only
-once a command has succeeded, each atomically, so an interrupted command leaves none behind.
+Commands: ``list``, ``run``, ``parity`` and ``tour`` (see ``jaxtut COMMAND --help``). ``run`` and
+``parity`` also scale out (``docs/scaling.md``): ``--seeds K`` trains K seeds in one program,
+``--devices N`` splits every batch over N devices, and ``--coordinator HOST:PORT --num-processes P
+--process-id I`` makes the command one of P processes of a data-parallel run (only process 0
+prints and writes files). Every user error (:class:`~jaxtut.errors.JaxtutError`, a bad option)
+prints one line and exits 2; a diverged run or a failed parity check exits 1; Ctrl-C exits 130.
+Output files are written only once a command has succeeded, each atomically, so an interrupted
+command leaves none behind.
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"jaxtut: error: {message} (see 'jaxtut --help')\n")
 
 
-def _console():
+def _console(quiet: bool = False):
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, quiet=quiet)
 
 
 # --- Options --------------------------------------------------------------------------------
@@ -155,31 +159,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args, tutorial)
     if args.framework == "torch":
         tutorial.torch_module()  # a missing torch is reported before any work
-    _check_device(config, args.framework)
+    _check_scaling(args, tutorial, args.framework)
     if args.plot and not tutorial.trains and tutorial.id != "autograd":
         raise ConfigError(f"{tutorial.id} has no loss curve or fit to plot; drop --plot")
     if (args.save or args.init) and not tutorial.trains:
         raise ConfigError(f"{tutorial.id} has no trained parameters; drop --save/--init")
+    primary = _join_processes(args, args.framework)
+    _check_device(config, args.framework)
+    mesh = _mesh(args, config) if args.framework == "jax" else None
     init = None
     if args.init:
         from jaxtut.checkpoint import load_params
 
         init, _ = load_params(args.init)
 
-    console = _console()
+    console = _console(quiet=not primary)
+    if args.seeds:
+        return _run_seeds(args, tutorial, config, console, mesh)
     console.print(f"[bold]{tutorial.id}[/bold] ({args.framework}): {_describe(config)}")
-    result = _run(
-        tutorial,
-        args.framework,
-        config,
-        init_params=init,
-        progress=_progress_callback(console, args.framework),
-    )
+    progress = _progress_callback(console, args.framework)
+    if args.framework == "torch" and _distributed(args):
+        from jaxtut.torch_ref.distributed import run_ddp
+
+        result = run_ddp(tutorial.id, config, init, progress=progress)
+    else:
+        from jaxtut.train import data_parallel
+
+        with data_parallel(mesh):
+            result = _run(tutorial, args.framework, config, init_params=init, progress=progress)
     if result.diverged:
-        _error(
-            f"jaxtut: {tutorial.id} diverged at step {result.diverged_at} "
-            f"(loss {result.losses[result.diverged_at]}); try a smaller --lr"
-        )
+        if primary:
+            _error(
+                f"jaxtut: {tutorial.id} diverged at step {result.diverged_at} "
+                f"(loss {result.losses[result.diverged_at]}); try a smaller --lr"
+            )
         return EXIT_FAIL
     timing = f"{result.wall_time_s:.3f} s"
     if result.compile_time_s:
@@ -188,8 +201,160 @@ def cmd_run(args: argparse.Namespace) -> int:
     if len(result.losses):
         console.print(f"  final loss {result.losses[-1]:.6g} after {len(result.losses)} steps")
     console.print(f"  time: {timing} on {result.device}")
-    _write_outputs(args, tutorial, config, result, console)
+    if primary:
+        _write_outputs(args, tutorial, config, result, console)
     return EXIT_OK
+
+
+# --- Scaling out: seeds, devices, processes -------------------------------------------------
+
+
+def _distributed(args: argparse.Namespace) -> bool:
+    """Whether the command is one process of a multi-process run."""
+    return bool(
+        getattr(args, "distributed", False)
+        or any(
+            getattr(args, name, None) is not None
+            for name in ("coordinator", "num_processes", "process_id")
+        )
+    )
+
+
+def _check_scaling(args: argparse.Namespace, tutorial, framework: str) -> None:
+    """Rejects combinations of --seeds, --devices and the distributed options that cannot work.
+
+    Runs before JAX or torch start, so a bad command line costs nothing.
+    """
+    seeds, devices = getattr(args, "seeds", None), getattr(args, "devices", None)
+    distributed = _distributed(args)
+    used = [
+        flag
+        for flag, on in (
+            ("--seeds", seeds),
+            ("--devices", devices),
+            ("--num-processes", distributed),
+        )
+        if on
+    ]
+    if used and not tutorial.trains:
+        raise ConfigError(f"{tutorial.id} is not a training tutorial; drop {' and '.join(used)}")
+    if distributed:
+        from jaxtut.distributed import initialize_checks
+
+        initialize_checks(args.coordinator, args.num_processes, args.process_id)
+    if framework == "torch":
+        if devices:
+            raise ConfigError(
+                "--devices splits the JAX program over devices; the torch reference runs "
+                "data-parallel as processes (--coordinator, --num-processes, --process-id)"
+            )
+        if seeds and distributed:
+            raise ConfigError(
+                "torch runs --seeds one after another in one process; drop the distributed options"
+            )
+        if distributed:
+            from jaxtut.torch_ref.distributed import check_supported
+
+            check_supported(tutorial.id)
+            given = [
+                getattr(args, n) is not None for n in ("coordinator", "num_processes", "process_id")
+            ]
+            if any(given) and not all(given):
+                raise ConfigError(
+                    "the torch run needs all of --coordinator, --num-processes and --process-id "
+                    "(or none, with --distributed, to read torchrun's MASTER_ADDR, MASTER_PORT, "
+                    "WORLD_SIZE and RANK)"
+                )
+    if seeds and getattr(args, "init", None):
+        raise ConfigError("--seeds draws each seed's own initial parameters; drop --init")
+    if seeds and getattr(args, "save", None):
+        raise ConfigError(
+            "--save writes one model; with --seeds, --json holds every seed's final parameters"
+        )
+
+
+def _join_processes(args: argparse.Namespace, framework: str) -> bool:
+    """Joins the distributed run when asked (before JAX starts); True in the primary process."""
+    if not _distributed(args):
+        return True
+    if framework == "torch":
+        from jaxtut.torch_ref.distributed import init_process_group
+
+        rank, _ = init_process_group(args.coordinator, args.num_processes, args.process_id)
+        return rank == 0
+    from jaxtut.distributed import initialize
+
+    rank, _ = initialize(args.coordinator, args.num_processes, args.process_id)
+    return rank == 0
+
+
+def _mesh(args: argparse.Namespace, config):
+    """The data-parallel mesh that --devices or the distributed options ask for, else None."""
+    devices = getattr(args, "devices", None)
+    if devices is None and not _distributed(args):
+        return None
+    from jaxtut.scaling import device_mesh
+
+    return device_mesh(devices, device=config.device)
+
+
+def _run_seeds(args: argparse.Namespace, tutorial, config, console, mesh) -> int:
+    """``run --seeds K``: K seeds (one program in JAX), a per-seed table and a summary."""
+    from jaxtut import scaling
+
+    seeds = scaling.seed_list(config, args.seeds)
+    how = "in one program" if args.framework == "jax" else "one after another"
+    console.print(
+        f"[bold]{tutorial.id}[/bold] ({args.framework}): {_describe(config)}; "
+        f"{len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) {how}"
+    )
+    sweep = scaling.run_seeds(tutorial.id, config, seeds, framework=args.framework, mesh=mesh)
+    _print_seeds(console, sweep)
+    diverged = [s for s, r in zip(sweep.seeds, sweep.results, strict=True) if r.diverged]
+    if diverged:
+        if not console.quiet:
+            _error(f"jaxtut: {tutorial.id} diverged for seeds {diverged}; try a smaller --lr")
+        return EXIT_FAIL
+    if not console.quiet:
+        if args.json:
+            from jaxtut.io import write_json
+
+            write_json(args.json, sweep.to_json())
+            console.print(f"  wrote {args.json}")
+        if args.plot:
+            from jaxtut import plots
+
+            plots.plot_losses(sweep.results, args.plot)
+            console.print(f"  wrote {args.plot}")
+    return EXIT_OK
+
+
+def _print_seeds(console, sweep) -> None:
+    from rich.table import Table
+
+    from jaxtut.scaling import LAST_EPOCH_LOSS
+
+    names = list(sweep.summary)
+    table = Table()
+    table.add_column("seed", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for seed, r in zip(sweep.seeds, sweep.results, strict=True):
+        values = [
+            r.epoch_metrics["loss"][-1] if n == LAST_EPOCH_LOSS else r.metrics[n] for n in names
+        ]
+        table.add_row(str(seed), *(f"{v:.6g}" for v in values))
+    table.add_section()
+    for stat in ("mean", "std", "min", "max"):
+        table.add_row(stat, *(f"{sweep.summary[n][stat]:.6g}" for n in names), style="bold")
+    console.print(table)
+    timing = f"{sweep.wall_time_s:.3f} s training"
+    if sweep.compile_time_s:
+        timing += f" + {sweep.compile_time_s:.2f} s compile"
+    console.print(
+        f"  time: {timing}, {sweep.total_time_s:.2f} s in all (data preparation included) "
+        f"on {sweep.device}"
+    )
 
 
 def _describe(config) -> str:
@@ -298,18 +463,47 @@ def cmd_parity(args: argparse.Namespace) -> int:
         )
     tutorial.torch_module()
     config = _config(args, tutorial)
+    _check_scaling(args, tutorial, "jax")
+    distributed = _distributed(args)
+    if distributed:
+        from jaxtut.distributed import coordinator_host
+        from jaxtut.torch_ref.distributed import check_supported
+
+        check_supported(tutorial.id)
+        host = coordinator_host(args.coordinator)
+        if host is None:
+            raise ConfigError(
+                "parity across processes needs --coordinator HOST:PORT (or "
+                "JAX_COORDINATOR_ADDRESS): process 0's host also serves PyTorch's rendezvous"
+            )
+    primary = _join_processes(args, "jax")
     _check_device(config, "jax")
     _check_device(config, "torch")
-    console = _console()
+    console = _console(quiet=not primary)
     console.print(f"[bold]{tutorial.id}[/bold] parity, {_describe(config)}")
-    pair, checks = parity(tutorial.id, config, steps=args.steps)
+    if distributed:
+        from jaxtut.distributed import run_parity, shared_port
+        from jaxtut.parity import check_pair
+        from jaxtut.tutorial_data import tutorial_data
+
+        plan = None if args.steps is None else _truncate(tutorial_data(config).plan, args.steps)
+        address = f"{host}:{shared_port(host)}"
+        pair = run_parity(
+            tutorial.id, config, plan=plan, torch_address=address, devices=args.devices
+        )
+        checks = check_pair(pair, config.dtype)
+    else:
+        from jaxtut.train import data_parallel
+
+        with data_parallel(_mesh(args, config)):
+            pair, checks = parity(tutorial.id, config, steps=args.steps)
     _print_parity(console, pair, checks)
     passed = all(c.passed for c in checks)
-    if args.json:
+    if primary and args.json:
         from jaxtut.io import write_json
 
         write_json(args.json, _parity_json(pair, checks))
-    if args.plot:
+    if primary and args.plot:
         from jaxtut import plots
 
         plots.plot_losses([pair.jax, pair.torch], args.plot)
@@ -327,6 +521,7 @@ def _print_parity(console, pair, checks) -> None:
         rel = diff / max(abs(a), abs(b), np.finfo(np.float64).tiny)
         table.add_row(label, f"{a:.10g}", f"{b:.10g}", f"{diff:.2e}", f"{rel:.2e}")
     console.print(table)
+    console.print(f"JAX on {pair.jax.device}, torch on {pair.torch.device}")
     params = pair.params(np.inf)
     console.print(f"final params: max abs diff {params.max_abs:.3e} ({params.where})")
     for c in checks:
@@ -386,6 +581,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", type=Path, help="write the result as JSON")
         p.add_argument("--plot", type=Path, help="write a PNG (loss curve or fitted line)")
 
+    def scaling(p):
+        p.add_argument(
+            "--devices",
+            type=_positive_int,
+            help="JAX: split every batch over N devices of one process (1-D mesh)",
+        )
+        p.add_argument(
+            "--coordinator",
+            metavar="HOST:PORT",
+            help="one of several processes: process 0's address, the same in every process",
+        )
+        p.add_argument(
+            "--num-processes", type=_positive_int, metavar="P", help="processes in the run"
+        )
+        p.add_argument("--process-id", type=_seed, metavar="I", help="this process, 0..P-1")
+        p.add_argument(
+            "--distributed",
+            action="store_true",
+            help="join a multi-process run configured by the environment "
+            "(JAX_COORDINATOR_ADDRESS, SLURM, Open MPI; torchrun's variables for torch)",
+        )
+
     p = sub.add_parser("run", help="train a tutorial in one framework")
     common(p)
     p.add_argument("--framework", choices=("jax", "torch"), default="jax")
@@ -394,11 +611,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--save", type=Path, help="write the trained parameters (safetensors)")
     p.add_argument("--init", type=Path, help="start from parameters saved with --save")
+    p.add_argument(
+        "--seeds",
+        type=_positive_int,
+        metavar="K",
+        help="train K seeds (--seed .. --seed+K-1); JAX: in one vmapped program",
+    )
+    scaling(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("parity", help="run JAX and torch side by side and compare every step")
     common(p)
     p.add_argument("--steps", type=_positive_int, help="compare only the first N steps")
+    scaling(p)
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("tour", help="every tutorial in both frameworks, with a report")
