@@ -564,6 +564,26 @@ def cmd_tour(args: argparse.Namespace) -> int:
 # --- main -------------------------------------------------------------------------------------
 
 
+# --- bench ------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Runs the source tree's benchmarks (not shipped in a wheel), forwarding the arguments."""
+    import jaxtut
+
+    root = Path(jaxtut.__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "__init__.py").is_file():
+        raise JaxtutError(
+            f"'jaxtut bench' needs the repository's benchmarks/ folder, which is not next to "
+            f"this installation ({root}); run it from a source checkout (pip install -e .)"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import benchmarks
+
+    return benchmarks.main(args.bench_argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxtut", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -626,6 +646,13 @@ def build_parser() -> argparse.ArgumentParser:
     scaling(p)
     p.set_defaults(func=cmd_parity)
 
+    p = sub.add_parser(
+        "bench",
+        add_help=False,  # --help and every option go to the benchmarks' own parser
+        help="time JAX (fused, stepwise) vs PyTorch vs NumPy; see 'jaxtut bench --help'",
+    )
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("tour", help="every tutorial in both frameworks, with a report")
     p.add_argument("--out", default="reports/tour", help="report folder (default reports/tour)")
     p.add_argument("--data-dir", help="folder with the four MNIST IDX files")
@@ -636,7 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jaxtut`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_argv = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except JaxtutError as e:

@@ -182,7 +182,12 @@ def _placement_of(x: Any) -> str:
 
 
 def timed_call(exe: Callable, *args: Any) -> tuple[Any, float]:
-    """Runs a compiled executable and waits for its outputs; returns ``(outputs, seconds)``."""
+    """Runs a compiled executable and waits for its outputs; returns ``(outputs, seconds)``.
+
+    The arguments are waited for first: ``jax.device_put`` returns before its copy is done, and
+    the transfer of a training set must not be timed as training.
+    """
+    jax.block_until_ready(args)
     start = time.perf_counter()
     out = jax.block_until_ready(exe(*args))
     return out, time.perf_counter() - start
@@ -565,6 +570,12 @@ def _result(trainer, config, outputs, epochs, steps, run_s, compile_s, device_la
     )
 
 
+@functools.cache
+def _vmapped_init(trainer: Trainer, dtype) -> Callable:
+    """The jitted, vmapped initialiser of a trainer: built once, so it compiles once per shape."""
+    return jax.jit(jax.vmap(lambda key: trainer.init(key, dtype)))
+
+
 def run_training_seeds(
     trainer: Trainer,
     config: TrainConfig,
@@ -610,7 +621,7 @@ def run_training_seeds(
     with _runtime(config, mesh) as device:
         dtype = jnp.dtype(config.dtype)
         keys = jnp.stack([jax.random.key(s) for s in seeds])
-        params = jax.jit(jax.vmap(lambda k: trainer.init(k, dtype)))(keys)
+        params = _vmapped_init(trainer, dtype)(keys)
         idx = mask = None
         if plans:
             idx = np.stack([p.idx for p in plans]).astype(np.int32)

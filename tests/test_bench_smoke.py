@@ -1,0 +1,130 @@
+"""The benchmarks: a ``--quick`` run end to end, and the pure pieces (FLOP counts, targets).
+
+No timing is asserted anywhere: this machine's timings are too noisy for that (other processes
+share its two cores), and the benchmarks' job is to measure, not to pass. The smoke run checks
+that every section reaches the JSON, the Markdown and the chart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report, targets
+from benchmarks.roofline import flops_per_epoch
+from jaxtut import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_DIR = next(
+    (
+        Path(p)
+        for p in (os.environ.get("JAXTUT_DATA_DIR"), ROOT.parent / "shared/datasets/mnist")
+        if p and (Path(p) / "t10k-labels-idx1-ubyte.gz").is_file()
+    ),
+    None,
+)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[dict, str, bytes, subprocess.CompletedProcess]:
+    """One ``python -m benchmarks --quick`` run shared by the smoke tests (about 1.5-2 min)."""
+    out = tmp_path_factory.mktemp("bench")
+    env = dict(os.environ)
+    # Without the MNIST files the MNIST rows are recorded as skipped (pointing at an empty folder
+    # keeps the loader from trying a download).
+    env["JAXTUT_DATA_DIR"] = str(MNIST_DIR or out / "no-mnist")
+    proc = subprocess.run(
+        # One torch thread: with two threads on two busy cores, torch's small ops spin at
+        # barriers and a quick run can take many minutes (see tests/test_mnist.py).
+        [sys.executable, "-m", "benchmarks", "--quick", "--torch-threads", "1", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [json_path] = out.glob("*-quick.json")
+    md = json_path.with_suffix(".md").read_text()
+    png = json_path.with_suffix(".png").read_bytes()
+    return json.loads(json_path.read_text()), md, png, proc
+
+
+def test_quick_run_writes_json_markdown_and_chart(quick_run):
+    results, md, png, _ = quick_run
+    assert list(results) == ["machine_id", "run", *report.SECTIONS]
+    assert results["run"]["quick"] is True
+    for heading in report.MD_HEADINGS:
+        assert heading in md
+    assert png.startswith(PNG_MAGIC)
+
+
+def test_quick_run_times_every_training_tutorial(quick_run):
+    results, _, _, _ = quick_run
+    records = {r["tutorial"]: r for r in results["training"]}
+    assert set(records) == set(registry.ids(training_only=True))
+    for tid, record in records.items():
+        if record.get("skipped"):
+            assert registry.get(tid).uses_mnist and MNIST_DIR is None, record["skipped"]
+            continue
+        variants = {v["variant"]: v for v in record["variants"]}
+        assert {"jax_fused", "jax_step", "torch_eager"} <= set(variants)
+        assert variants["torch_eager"]["ratio_vs_torch_eager"] == pytest.approx(1.0)
+        for v in variants.values():
+            for key in ("per_step_s", "per_epoch_s", "per_run_s"):
+                stats = v[key]
+                assert stats["min"] <= stats["median"] <= stats["max"]
+            assert v["repeats"] >= 3 and v["recompilations"] == 0
+        assert variants["jax_fused"]["compile_s"] > 0
+    assert "numpy" in {v["variant"] for v in records["linreg_scratch"]["variants"]}
+    assert "torch_compile" in {v["variant"] for v in records["perceptron"]["variants"]}
+
+
+def test_quick_run_has_every_other_benchmark(quick_run):
+    results, _, _, _ = quick_run
+    assert results["roofline"]["peak"]["peak_gflops"] > 0
+    assert {s["tutorial"] for s in results["seeds"]} == {"mnist_mlp", "perceptron"}
+    perceptron = next(s for s in results["seeds"] if s["tutorial"] == "perceptron")
+    assert [row["k"] for row in perceptron["counts"]] == [1, 8, 64]
+    sin = results["micro"]["sin"]
+    assert {r["framework"] for r in sin["sin"]} == {"numpy", "torch", "jax"}
+    assert sin["memory_bandwidth_gbps"] > 0
+    frameworks = {r["framework"] for r in results["micro"]["normal_equation"]["rows"]}
+    assert frameworks == {"numpy", "torch", "jax"}
+    listed = {t["id"] for t in results["targets"]}
+    assert listed == {t.id for t in targets.TARGETS}
+    for t in results["targets"]:
+        assert {"measured", "threshold", "met", "note"} <= set(t)
+        if t["device"] == "gpu":
+            assert t["met"] is None  # a CPU run does not judge GPU targets
+
+
+def test_mnist_mlp_flops_match_the_issue():
+    counts = flops_per_epoch("mnist_mlp")
+    assert counts["conventional"] == pytest.approx(39.3e9, rel=1e-3)
+    assert counts["minimal"] == pytest.approx(27.26e9, rel=1e-3)
+
+
+def test_targets_report_misses_with_their_margin():
+    def variant(name: str, seconds: float) -> dict:
+        return {
+            "variant": name,
+            "ratio_vs_torch_eager": 5e-5 / seconds,
+            "per_step_s": {"median": seconds},
+        }
+
+    # Fused 5x faster than eager, against a bound of 10x: missed, at half the bound.
+    logreg = {
+        "tutorial": "logreg_breast_cancer",
+        "variants": [variant("jax_fused", 1e-5), variant("torch_eager", 5e-5)],
+    }
+    judged = {t["id"]: t for t in targets.evaluate({"training": [logreg]}, "cpu", quick=False)}
+    missed = judged["logreg_fused_vs_eager"]
+    assert missed["met"] is False and "MISSED" in missed["note"] and "0.50x" in missed["note"]
+    assert judged["mnist_mlp_fused_vs_eager"]["met"] is None  # not measured
