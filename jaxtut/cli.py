@@ -42,7 +42,9 @@ class _Parser(argparse.ArgumentParser):
 def _console(quiet: bool = False):
     from rich.console import Console
 
-    return Console(highlight=False, quiet=quiet)
+    # Piped output (make demo, CI logs) has no terminal width; 80 columns would crush the tables.
+    width = None if sys.stdout.isatty() else 160
+    return Console(highlight=False, quiet=quiet, width=width)
 
 
 # --- Options --------------------------------------------------------------------------------
