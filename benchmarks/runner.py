@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.settings import ROOFLINE_IDS, SECTIONS, SEED_IDS, Settings
+from jaxtut.cli import positive_int
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"training tutorial ids and/or {', '.join(SECTIONS)} (default: everything)",
     )
     parser.add_argument(
-        "--repeats", type=_positive_int, help="timed repeats per measurement (default 5; quick 3)"
+        "--repeats", type=positive_int, help="timed repeats per measurement (default 5; quick 3)"
     )
     parser.add_argument(
         "--quick",
@@ -56,23 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--torch-threads",
-        type=_positive_int,
+        type=positive_int,
         help="torch intra-op threads (default: torch's own choice, reported in the results)",
     )
     parser.add_argument(
         "--no-torch-compile", action="store_true", help="skip every torch.compile variant"
     )
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _select(ids: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -50,34 +50,26 @@ def _console(quiet: bool = False):
 # --- Options --------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _checked(cast: Callable, ok: Callable, expected: str, out_of_range: str | None = None):
+    """An argparse ``type``: ``cast(text)``, then ``ok(value)``, each failure one clear line."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {out_of_range or expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
+positive_float = _checked(
+    float, lambda v: np.isfinite(v) and v > 0, "a positive number", "a positive finite number"
+)
 
 
 def _config(args: argparse.Namespace, tutorial: registry.Tutorial):
@@ -596,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p):
         p.add_argument("tutorial", help="tutorial id (see 'jaxtut list')")
-        p.add_argument("--seed", type=_seed)
+        p.add_argument("--seed", type=non_negative_int)
         p.add_argument("--dtype", choices=("float32", "float64"))
         p.add_argument("--device", choices=("cpu", "gpu"))
         p.add_argument("--data-dir", help="folder with the four MNIST IDX files")
@@ -606,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     def scaling(p):
         p.add_argument(
             "--devices",
-            type=_positive_int,
+            type=positive_int,
             help="JAX: split every batch over N devices of one process (1-D mesh)",
         )
         p.add_argument(
@@ -615,9 +607,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="one of several processes: process 0's address, the same in every process",
         )
         p.add_argument(
-            "--num-processes", type=_positive_int, metavar="P", help="processes in the run"
+            "--num-processes", type=positive_int, metavar="P", help="processes in the run"
         )
-        p.add_argument("--process-id", type=_seed, metavar="I", help="this process, 0..P-1")
+        p.add_argument(
+            "--process-id", type=non_negative_int, metavar="I", help="this process, 0..P-1"
+        )
         p.add_argument(
             "--distributed",
             action="store_true",
@@ -628,14 +622,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train a tutorial in one framework")
     common(p)
     p.add_argument("--framework", choices=("jax", "torch"), default="jax")
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--lr", type=_positive_float)
-    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--lr", type=positive_float)
+    p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--save", type=Path, help="write the trained parameters (safetensors)")
     p.add_argument("--init", type=Path, help="start from parameters saved with --save")
     p.add_argument(
         "--seeds",
-        type=_positive_int,
+        type=positive_int,
         metavar="K",
         help="train K seeds (--seed .. --seed+K-1); JAX: in one vmapped program",
     )
@@ -644,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("parity", help="run JAX and torch side by side and compare every step")
     common(p)
-    p.add_argument("--steps", type=_positive_int, help="compare only the first N steps")
+    p.add_argument("--steps", type=positive_int, help="compare only the first N steps")
     scaling(p)
     p.set_defaults(func=cmd_parity)
 
