@@ -47,7 +47,7 @@ from jaxtut.tutorials.tensors import (
     UNSPECIFIED,
     Op,
     numpy_inputs,
-    summary,
+    tour_result,
 )
 
 # torch.long, torch.bool, torch.float, torch.int, ..., torch.double: the source's list.
@@ -176,17 +176,11 @@ def run(config: TensorsConfig | None = None) -> RunResult:
     start = time.perf_counter()
     ops = operations(config.seed, config.dtype, config.device)
     seconds = time.perf_counter() - start
-    return RunResult(
-        tutorial="tensors",
+    return tour_result(
+        config,
+        ops,
+        seconds,
         framework="torch",
-        config=config.to_dict(),
-        losses=np.zeros(0),
-        epoch_metrics={},
-        metrics=summary(ops),
-        params={},
-        wall_time_s=seconds,
-        compile_time_s=None,
-        versions=versions(torch=True),
         device=f"{device.type}:{device.index or 0}",
-        extras={"operations": [op.to_dict() for op in ops]},
+        library_versions=versions(torch=True),
     )

@@ -265,9 +265,25 @@ def run(config: TensorsConfig | None = None) -> RunResult:
     start = time.perf_counter()
     ops = operations(config.seed, config.dtype, config.device)
     seconds = time.perf_counter() - start
+    device = next(op.device for op in ops if op.name == "to_device")
+    return tour_result(
+        config, ops, seconds, framework="jax", device=device, library_versions=versions()
+    )
+
+
+def tour_result(
+    config: TensorsConfig,
+    ops: list[Op],
+    seconds: float,
+    *,
+    framework: str,
+    device: str,
+    library_versions: dict,
+) -> RunResult:
+    """Packs a tensor tour (either framework's ``operations``) into a :class:`RunResult`."""
     return RunResult(
         tutorial="tensors",
-        framework="jax",
+        framework=framework,
         config=config.to_dict(),
         losses=np.zeros(0),
         epoch_metrics={},
@@ -275,8 +291,8 @@ def run(config: TensorsConfig | None = None) -> RunResult:
         params={},
         wall_time_s=seconds,
         compile_time_s=None,
-        versions=versions(),
-        device=next(op.device for op in ops if op.name == "to_device"),
+        versions=library_versions,
+        device=device,
         extras={"operations": [op.to_dict() for op in ops]},
     )
 
