@@ -45,11 +45,13 @@ same = bool((jax.random.normal(k1, (3,)) == jax.random.normal(k1, (3,))).all())
 print("same key, same numbers:", same)
 
 # %% [markdown]
-# `jnp.empty` exists for NumPy compatibility, but XLA never hands out uninitialised memory: it
-# returns zeros, where `torch.empty` returns whatever was in memory.
+# `torch.empty` returns whatever was in memory. `jnp.empty` returned zeros up to jax 0.10; from
+# jax 0.11 it may hand out an uninitialised buffer too (it does on a GPU). Only its shape and
+# dtype are promised: fill an array before reading it, in both frameworks.
 
 # %%
-print("jnp.empty((5, 2)) is all zeros:", bool((jnp.empty((5, 2)) == 0).all()))
+e = jnp.empty((5, 2))
+print("jnp.empty((5, 2)):", e.shape, e.dtype)
 
 # %% [markdown]
 # ## Dtypes, and why 64 bits need x64

@@ -115,11 +115,14 @@ def test_random_distributions(name, framework):
         assert np.all(np.abs(counts / n - 0.2) < 0.0045)
 
 
-def test_empty_is_unspecified_in_torch_and_zeros_in_jax():
+def test_empty_promises_shape_and_dtype_only():
     for ops in (JAX_OPS, TORCH_OPS):
         assert (ops["empty"].dtype, ops["empty"].shape) == ("float32", (5, 2))
-    # XLA has no uninitialised memory: jnp.empty is jnp.zeros.
-    assert np.all(np.asarray(jnp.empty((5, 2))) == 0)
+        assert ops["empty"].kind == jax_tensors.UNSPECIFIED
+    # Before jax 0.11 jnp.empty was documented to be jnp.zeros; from 0.11 it may be uninitialised
+    # (the H100 run of this suite saw non-zero values), so only the old promise is pinned.
+    if tuple(int(p) for p in jax.__version__.split(".")[:2]) < (0, 11):
+        assert np.all(np.asarray(jnp.empty((5, 2))) == 0)
 
 
 def test_from_numpy_shares_memory_in_torch_only():

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {
     "tensors": [
         "jnp.array([1, 2, 3]): [1 2 3] int32",
-        "jnp.empty((5, 2)) is all zeros: True",
+        "jnp.empty((5, 2)): (5, 2) float32",
         "float64 NumPy -> JAX without x64: float32",
         "item assignment: TypeError (arrays are immutable)",
         "after g[0] = 1, the JAX array still reads: [0. 0. 0. 0. 0.]",

@@ -15,8 +15,10 @@ at a time. Where the two libraries differ, the JAX code says so in a comment; th
   float32. :func:`operations` therefore runs inside :func:`jaxtut.runtime.jax_runtime` with x64 on
   (``"float64"``) and names every floating dtype explicitly, because under x64 JAX's default float
   is float64 while PyTorch's stays float32.
-* **No uninitialised memory.** ``jnp.empty`` returns zeros; ``torch.empty`` returns whatever the
-  allocator held.
+* **Uninitialised memory depends on the JAX version.** ``torch.empty`` returns whatever the
+  allocator held. ``jnp.empty`` returned zeros on every platform up to jax 0.10; from jax 0.11 it
+  returns an uninitialised buffer where the backend can (measured on an H100: non-zero values), as
+  ``jax.lax.empty`` always does. Only its shape and dtype are specified, in both frameworks.
 * **NumPy interop copies.** ``torch.from_numpy`` shares the NumPy buffer (write one, the other
   changes). ``jnp.asarray`` copies, but asynchronously: write the NumPy array only once the JAX
   array is ready (``block_until_ready``), or the write can race the copy for large arrays. And
@@ -190,7 +192,7 @@ def operations(seed: int = 0, dtype: str = "float32", device: str = "cpu") -> li
         ops.append(_record("ones", "jnp.ones((3, 1), dtype)", jnp.ones((3, 1), fdt)))
         x = jnp.zeros((5, 2), dtype=jnp.int64)
         ops.append(_record("zeros_long", "jnp.zeros((5, 2), dtype=jnp.int64)", x))
-        # jnp.empty is jnp.zeros: XLA never hands out uninitialised memory.
+        # Zeros up to jax 0.10, uninitialised from 0.11 where the backend allows: unspecified.
         ops.append(
             _record("empty", "jnp.empty((5, 2), dtype)", jnp.empty((5, 2), fdt), UNSPECIFIED)
         )
