@@ -11,6 +11,8 @@ docs/parity.md) or, for the float32 end-of-run metrics, from FLOAT32_FINAL below
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -20,8 +22,10 @@ from jaxtut.convert import from_state_dict, to_state_dict
 from jaxtut.data.batching import BatchPlan
 from jaxtut.parity import (
     TOLERANCES,
+    ULP_FACTOR,
     check_pair,
     compare_arrays,
+    compare_series,
     compare_trees,
     run_pair,
     shared_init,
@@ -45,6 +49,28 @@ PARAM_COUNTS = {
     "mnist_logreg": 784 * 10 + 10,
     "mnist_mlp": 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10,
 }
+
+
+# Where JAX vs torch exceeds the stated loss tolerance and passes only by the one-ulp yardstick
+# (docs/parity.md, "The one-ulp yardstick"), measured on this project's CPU. Pinned: tier 3 fails if
+# the yardstick is needed anywhere else, and test_tier3_torch_against_itself measures the same
+# yardstick on torch for these cases.
+CONDITIONING_BOUND = [
+    ("mlp_1_10_1", "float32"),
+    ("mlp_1_10_1", "float64"),
+    ("perceptron", "float32"),
+]
+STATED = {"float64": "trajectory_float64", "float32": "trajectory_float32_first100"}
+
+
+def check_yardstick_needed_only_where_pinned(tutorial_id, dtype, losses):
+    stated = TOLERANCES[STATED[dtype]]
+    if losses.max_rel > stated:
+        assert (tutorial_id, dtype) in CONDITIONING_BOUND, (
+            f"{tutorial_id} {dtype}: JAX vs torch {losses.max_rel:.1e} exceeds the stated "
+            f"{stated:.0e} and passes only by the one-ulp yardstick: investigate, then update "
+            "CONDITIONING_BOUND and docs/parity.md"
+        )
 
 
 def first_batch(config):
@@ -138,6 +164,7 @@ def test_tier3_float64_every_step(tutorial_id, record):
     assert len(pair.jax.losses) == len(pair.torch.losses)
     assert losses.passed, losses
     assert params.passed, params
+    check_yardstick_needed_only_where_pinned(tutorial_id, "float64", losses)
 
 
 @pytest.mark.parametrize("tutorial_id", TRAINING)
@@ -153,6 +180,34 @@ def test_tier3_float32(tutorial_id, record):
         record(tutorial_id, "3 trajectory", "float32", c, note=note)
     failed = [str(c) for c in checks if not c.passed]
     assert not failed, failed
+    check_yardstick_needed_only_where_pinned(tutorial_id, "float32", checks[0])
+
+
+@pytest.mark.parametrize(("tutorial_id", "dtype"), CONDITIONING_BOUND)
+def test_tier3_torch_against_itself(tutorial_id, dtype, record):
+    """The one-ulp yardstick measured on the reference: JAX vs torch within it too.
+
+    torch's run from the shared init is compared with torch's runs from it nudged one ulp up and
+    one ulp down, the way JAX is compared with torch. JAX vs torch must be within the stated
+    tolerance or ULP_FACTOR times that torch spread, whichever is larger: the same rule as tier 3,
+    with the problem's conditioning measured on torch instead of on JAX.
+    """
+    pair = full_pair(tutorial_id, dtype)
+    steps = 100 if dtype == "float32" else len(pair.torch.losses)
+    spread = 0.0
+    for direction in (np.inf, -np.inf):
+        nudged = {k: np.nextafter(v, direction).astype(v.dtype) for k, v in pair.init.items()}
+        run = registry.get(tutorial_id).run("torch", pair.config, init_params=nudged)
+        torch_vs_torch = compare_series("", pair.torch.losses[:steps], run.losses[:steps], 1.0)
+        spread = max(spread, torch_vs_torch.max_rel)
+    stated = TOLERANCES[STATED[dtype]]
+    losses = dataclasses.replace(
+        pair.losses(max(stated, ULP_FACTOR * spread), steps=steps),
+        name=f"losses, {steps} steps, vs torch's one-ulp spread",
+    )
+    note = f"torch vs torch one ulp apart: {spread:.1e} (stated tolerance {stated:.0e})"
+    record(tutorial_id, "3 trajectory", dtype, losses, note=note)
+    assert losses.passed, losses
 
 
 # --- Sensitivity: every tier-3 comparison rejects a perturbed run ---------------------------------
