@@ -439,6 +439,29 @@ def test_tfds_download_failure_is_one_line(
     assert mnist_module._CACHE == {}
 
 
+def test_tfds_download_failure_is_not_retried_in_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tfds = pytest.importorskip("tensorflow_datasets")
+    calls = []
+
+    def offline(*args, **kwargs):
+        calls.append(1)
+        raise OSError("Failed to establish a connection")
+
+    monkeypatch.setattr(mnist_module, "_has_tensorflow", lambda: False)
+    monkeypatch.setattr(tfds, "data_source", offline)
+    for _ in range(3):
+        with pytest.raises(DataError) as err:
+            load_mnist_tfds()
+    assert len(calls) == 1
+    assert "not retried" in _one_line(err) and "Failed to establish" in _one_line(err)
+    clear_mnist_cache()  # forgetting the failure allows a new attempt
+    with pytest.raises(DataError):
+        load_mnist_tfds()
+    assert len(calls) == 2
+
+
 def test_tfds_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # makes the import fail
     with pytest.raises(MissingDependencyError) as err:

@@ -94,11 +94,15 @@ class Mnist:
 # Parsed data sets keyed by (resolved folder, file names, mtimes, sizes) or ("tfds", data_dir).
 # Only complete, verified loads are stored, so a failure can never leave a partial entry.
 _CACHE: dict[tuple[Any, ...], Mnist] = {}
+# A failed TFDS download, by TFDS folder: offline, TFDS retries for minutes before it gives up,
+# and a test suite or a multi-run script would pay that on every load. Later loads re-raise at once.
+_TFDS_FAILED: dict[tuple[Any, ...], str] = {}
 
 
 def clear_mnist_cache() -> None:
-    """Forgets every cached MNIST load (the next :func:`load_mnist` reads from disk again)."""
+    """Forgets every cached MNIST load and failed download (the next load tries again)."""
     _CACHE.clear()
+    _TFDS_FAILED.clear()
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,6 +380,8 @@ def load_mnist_tfds(data_dir: str | os.PathLike[str] | None = None) -> Mnist:
     key = ("tfds", None if data_dir is None else os.fspath(data_dir))
     if key in _CACHE:
         return _CACHE[key]
+    if key in _TFDS_FAILED:
+        raise DataError(_TFDS_FAILED[key] + " (failed earlier in this process; not retried)")
     tfds_dir = key[1]
     try:
         if _has_tensorflow():
@@ -392,9 +398,9 @@ def load_mnist_tfds(data_dir: str | os.PathLike[str] | None = None) -> Mnist:
     except Exception as exc:
         # Network, DNS, checksum and preparation errors come in many types; one line for all.
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise DataError(
-            f"could not load MNIST through TFDS ({type(exc).__name__}: {reason}); {_FIX}"
-        ) from exc
+        message = f"could not load MNIST through TFDS ({type(exc).__name__}: {reason}); {_FIX}"
+        _TFDS_FAILED[key] = message
+        raise DataError(message) from exc
     if len(splits) != 2:
         raise DataError(f"TFDS returned {len(splits)} splits for MNIST, expected train and test")
     train_images, train_labels = _tfds_split(*splits[0], "tfds mnist train")
