@@ -68,6 +68,13 @@ needs_mnist = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
+def _tfds_download_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TFDS tests fake or mock the download itself, so the reachability check stands aside;
+    ``test_tfds_unreachable_host_fails_fast`` checks it on its own."""
+    monkeypatch.setattr(mnist_module, "_tfds_download_blocked", lambda tfds, data_dir: None)
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     """Each test starts and ends with an empty MNIST cache (mocked TFDS data must not leak)."""
     clear_mnist_cache()
@@ -460,6 +467,22 @@ def test_tfds_download_failure_is_not_retried_in_the_process(
     with pytest.raises(DataError):
         load_mnist_tfds()
     assert len(calls) == 2
+
+
+def test_tfds_unreachable_host_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.undo()  # the real reachability check, not the autouse stand-in
+    for var in mnist_module._PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(mnist_module, "_TFDS_HOST", "mnist.invalid")  # never resolves (RFC 2606)
+    calls = []
+    monkeypatch.setattr(tfds, "data_source", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(tfds, "load", lambda *a, **k: calls.append(1))
+    with pytest.raises(DataError) as err:
+        load_mnist_tfds(tmp_path)  # an empty TFDS folder: MNIST is not prepared there
+    message = _one_line(err)
+    assert "mnist.invalid is unreachable" in message and ENV_VAR in message
+    assert calls == []  # TFDS's own download (minutes of retries offline) was never started
 
 
 def test_tfds_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import socket
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,6 +318,31 @@ def _import_tfds() -> Any:
     return tfds
 
 
+# Where TFDS downloads MNIST from, and how long a connection attempt may take before we call it
+# unreachable. Offline, TFDS itself retries for ~3.5 minutes, printing a warning per retry.
+_TFDS_HOST = "storage.googleapis.com"
+_CONNECT_TIMEOUT_S = 5.0
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _tfds_download_blocked(tfds: Any, data_dir: Any) -> str | None:
+    """Why a TFDS download of MNIST cannot work right now, or ``None`` if it may.
+
+    ``None`` when MNIST is already prepared in TFDS's folder (no download needed), when a proxy is
+    configured (a direct connection says nothing then), or when the download host accepts a
+    connection within :data:`_CONNECT_TIMEOUT_S`.
+    """
+    if tfds.builder("mnist", data_dir=data_dir).is_prepared():
+        return None
+    if any(os.environ.get(var) for var in _PROXY_VARS):
+        return None
+    try:
+        with socket.create_connection((_TFDS_HOST, 443), timeout=_CONNECT_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return f"MNIST is not in TFDS's folder and {_TFDS_HOST} is unreachable ({exc})"
+
+
 def _has_tensorflow() -> bool:
     """Whether ``tfds.load`` can build its tf.data pipeline (TFDS itself works without TF)."""
     return importlib.util.find_spec("tensorflow") is not None
@@ -383,6 +409,10 @@ def load_mnist_tfds(data_dir: str | os.PathLike[str] | None = None) -> Mnist:
     if key in _TFDS_FAILED:
         raise DataError(_TFDS_FAILED[key] + " (failed earlier in this process; not retried)")
     tfds_dir = key[1]
+    blocked = _tfds_download_blocked(tfds, tfds_dir)
+    if blocked:
+        _TFDS_FAILED[key] = f"could not load MNIST through TFDS: {blocked}; {_FIX}"
+        raise DataError(_TFDS_FAILED[key])
     try:
         if _has_tensorflow():
             splits = _tfds_via_load(tfds, tfds_dir)
