@@ -21,15 +21,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.settings import Settings
-from benchmarks.timing import BENCH_TRACES, Stats, clock, no_recompile, per_call
+from benchmarks.timing import BENCH_TRACES, Stats, clock, no_recompile, per_call, timed_repeats
 
 
 def _repeat(fn: Callable[[], Any], repeats: int, device: Any = None, label: str = "sin"):
-    """First call apart, then ``repeats`` timed calls; nothing may compile in between."""
-    _, first = clock(fn, torch_device=device)
-    with no_recompile(label, lambda: BENCH_TRACES["micro"]):
-        samples = [clock(fn, torch_device=device)[1] for _ in range(repeats)]
-    return first, Stats.of(samples)
+    return timed_repeats(
+        fn, repeats, label=label, traces=lambda: BENCH_TRACES["micro"], torch_device=device
+    )
 
 
 def _row(name, framework, dtype, op, first, stats, traffic_bytes, note="") -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.settings import ROOFLINE_IDS, Settings
-from benchmarks.timing import BENCH_TRACES, Stats, clock, no_recompile
+from benchmarks.timing import BENCH_TRACES, Stats, timed_repeats
 
 # (fan_in, fan_out) of each linear layer, in order; samples per epoch.
 LAYERS = {
@@ -200,11 +200,10 @@ def gemm_peak(settings: Settings, log: Callable[[str], None]) -> dict[str, Any]:
 def _repeat(
     fn: Callable[[], Any], repeats: int, torch_device: Any = None, *, label: str = "gemm"
 ) -> tuple[float, Stats]:
-    """First call apart, then ``repeats`` timed calls (blocking / synchronising each)."""
-    _, first = clock(fn, torch_device=torch_device)
-    with no_recompile(label, lambda: BENCH_TRACES["gemm"] + BENCH_TRACES["gemm_epoch"]):
-        samples = [clock(fn, torch_device=torch_device)[1] for _ in range(repeats)]
-    return first, Stats.of(samples)
+    def traces() -> int:
+        return BENCH_TRACES["gemm"] + BENCH_TRACES["gemm_epoch"]
+
+    return timed_repeats(fn, repeats, label=label, traces=traces, torch_device=torch_device)
 
 
 def bench_roofline(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.settings import MNIST_IDS, Settings
-from benchmarks.timing import RecompileError, Stats, no_recompile
+from benchmarks.timing import RecompileError, Stats, no_recompile, steady_samples
 from benchmarks.training import _int32_labels, truncated
 from jaxtut import registry
 from jaxtut.data.batching import BatchPlan, shuffled_batches
@@ -51,16 +51,18 @@ def _eval_data(tutorial_id: str, data) -> Any:
 def _timed(label: str, trace: Callable[[], int], run: Callable[[], Any], repeats: int):
     """First call apart (compiles), then ``repeats`` runs; ``run`` returns (compile_s, wall_s)."""
     compile_s, first_wall = run()
-    samples = []
+
     # run_training_seeds jits its vmapped initialiser anew on every call (a compile outside the
     # timed execution, which its compile_time_s does not count), so only the training program's
     # own traces and compile time are checked here.
+    def timed() -> float:
+        again, wall = run()
+        if again != 0.0:
+            raise RecompileError(f"{label}: a repeat compiled its program again")
+        return wall
+
     with no_recompile(label, trace, any_jax_compile=False):
-        for _ in range(repeats):
-            again, wall = run()
-            if again != 0.0:
-                raise RecompileError(f"{label}: a repeat compiled its program again")
-            samples.append(wall)
+        samples = steady_samples(timed, repeats)
     return compile_s, compile_s + first_wall, Stats.of(samples)
 
 

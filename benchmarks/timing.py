@@ -4,7 +4,8 @@ Rules every benchmark here follows, and that these helpers make easy to keep:
 
 * compile (or first-call) time is measured apart from the steady state, and the first call also
   serves as the warm-up;
-* the steady state is the median of ``repeats`` timed calls, reported with their min and max;
+* the steady state is the median of ``repeats`` timed calls, reported with their min and max; a
+  run of under :data:`SHORT_RUN_S` is warmed up longer and sampled more (:func:`steady_samples`);
 * a timed call ends only when the device has finished (``jax.block_until_ready``,
   ``torch.cuda.synchronize``), so asynchronous dispatch cannot make anything look faster;
 * nothing compiles inside a timed loop: :func:`no_recompile` fails the benchmark if JAX compiled
@@ -171,6 +172,62 @@ def _is_jax(value: Any) -> bool:
     import jax
 
     return any(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(value))
+
+
+# A run shorter than SHORT_RUN_S is still settling after one call (measured: a 600-step perceptron
+# run took 103, 90, 82, 81, 75 us on its first five repeats, then 66-83 us), and five samples of it
+# are mostly jitter. Such runs are called untimed for WARMUP_S more, then sampled until MIN_TIMED_S
+# of them have been timed (at least `repeats`, at most MAX_REPEATS samples). Longer runs get
+# exactly `repeats` samples after their first call.
+SHORT_RUN_S = 0.01
+WARMUP_S = 0.1
+MIN_TIMED_S = 0.2
+MAX_REPEATS = 2000
+
+
+def steady_samples(timed: Callable[[], float], repeats: int) -> list[float]:
+    """Steady-state samples of a run whose first (compiling) call has already been made.
+
+    Args:
+      timed: performs one run and returns its seconds (it does its own waiting for the device, and
+        any untimed set-up, such as fresh donated buffers, happens inside it but off its clock).
+      repeats: the number of samples for a run of at least :data:`SHORT_RUN_S`; the minimum
+        otherwise.
+
+    Returns:
+      The timed samples; the first one decides whether the run counts as short.
+    """
+    samples = [timed()]
+    if samples[0] >= SHORT_RUN_S:
+        return samples + [timed() for _ in range(repeats - 1)]
+    deadline = time.perf_counter() + WARMUP_S
+    while time.perf_counter() < deadline:
+        timed()
+    samples = []
+    while len(samples) < repeats or (sum(samples) < MIN_TIMED_S and len(samples) < MAX_REPEATS):
+        samples.append(timed())
+    return samples
+
+
+def timed_repeats(
+    fn: Callable[[], Any],
+    repeats: int,
+    *,
+    label: str,
+    traces: Callable[[], int] | None = None,
+    torch_device: Any = None,
+) -> tuple[float, Stats]:
+    """``fn``'s first call timed apart, then its steady state, with nothing compiling in between.
+
+    Each call is timed by :func:`clock` (waiting for the device); the samples are taken by
+    :func:`steady_samples` inside :func:`no_recompile` (``label`` names it, ``traces`` is an
+    extra counter that must not move). Returns ``(first call seconds, steady-state Stats)``.
+    """
+    _, first = clock(fn, torch_device=torch_device)
+    counters = () if traces is None else (traces,)
+    with no_recompile(label, *counters):
+        samples = steady_samples(lambda: clock(fn, torch_device=torch_device)[1], repeats)
+    return first, Stats.of(samples)
 
 
 def per_call(

@@ -42,6 +42,8 @@ from benchmarks.timing import (
     Stats,
     clock,
     no_recompile,
+    steady_samples,
+    timed_repeats,
 )
 from jaxtut import registry
 from jaxtut.configs import TrainConfig
@@ -157,14 +159,15 @@ def _fused_samples(case: Case, config: TrainConfig, plan: BatchPlan | None, repe
     def run():
         return case.tutorial.run("jax", config, plan=plan)
 
+    def timed() -> float:
+        result = run()
+        if result.compile_time_s != 0.0:
+            raise RecompileError(f"{tid} jax_fused: a repeat compiled its program again")
+        return result.wall_time_s
+
     first = run()
-    samples = []
     with no_recompile(f"{tid} jax_fused", lambda: TRACE_COUNTS[tid]):
-        for _ in range(repeats):
-            result = run()
-            if result.compile_time_s != 0.0:
-                raise RecompileError(f"{tid} jax_fused: a repeat compiled its program again")
-            samples.append(result.wall_time_s)
+        samples = steady_samples(timed, repeats)
     return first, Stats.of(samples)
 
 
@@ -266,13 +269,13 @@ def jax_step(case: Case, settings: Settings) -> dict[str, Any]:
                 jax.block_until_ready(params)
             return losses
 
+        def timed() -> float:
+            state = fresh_state()  # outside the clock: the old buffers were donated
+            return clock(lambda: run(state))[1]
+
         _, first_call = clock(lambda: run(fresh_state()))
-        samples = []
         with no_recompile(f"{tid} jax_step", lambda: BENCH_TRACES[trace_key]):
-            for _ in range(settings.repeats):
-                state = fresh_state()  # outside the clock: the old buffers were donated
-                _, seconds = clock(lambda state=state: run(state))
-                samples.append(seconds)
+            samples = steady_samples(timed, settings.repeats)
     per_run = Stats.of(samples)
     return variant_result(
         "jax_step",
@@ -294,21 +297,11 @@ def torch_eager(case: Case, settings: Settings) -> dict[str, Any]:
         return case.tutorial.run("torch", case.config, plan=case.plan).wall_time_s
 
     first = run()  # warm-up: the first call pays for lazy initialisation in torch
-    samples = []
     with no_recompile(f"{case.tutorial.id} torch_eager"):
-        samples = [run() for _ in range(settings.repeats)]
+        samples = steady_samples(run, settings.repeats)
     return variant_result(
         "torch_eager", case, Stats.of(samples), first_call_s=first, compile_s=None
     )
-
-
-def _timed_runs(
-    label: str, run: Callable[[], Any], repeats: int, device: Any
-) -> tuple[float, Stats]:
-    _, first = clock(run, torch_device=device)
-    with no_recompile(label):
-        samples = [clock(run, torch_device=device)[1] for _ in range(repeats)]
-    return first, Stats.of(samples)
 
 
 def torch_compile(case: Case, settings: Settings) -> dict[str, Any]:
@@ -318,11 +311,11 @@ def torch_compile(case: Case, settings: Settings) -> dict[str, Any]:
 
     with torch_runtime(case.config) as device:
         loop = TorchLoop(case.tutorial.id, case.config, case.data, device, compiled=True)
-        first, per_run = _timed_runs(
-            f"{case.tutorial.id} torch_compile",
+        first, per_run = timed_repeats(
             lambda: loop.run(case.plan, case.epochs),
             settings.repeats,
-            device,
+            label=f"{case.tutorial.id} torch_compile",
+            torch_device=device,
         )
     return variant_result(
         "torch_compile",
@@ -355,11 +348,11 @@ def torch_dataloader(case: Case, settings: Settings) -> dict[str, Any]:
             drop_last=config.drop_last,
             generator=torch.Generator().manual_seed(config.seed),
         )
-        first, per_run = _timed_runs(
-            f"{case.tutorial.id} torch_dataloader",
+        first, per_run = timed_repeats(
             lambda: loop.run_loader(loader, case.steps),
             settings.repeats,
-            device,
+            label=f"{case.tutorial.id} torch_dataloader",
+            torch_device=device,
         )
     return variant_result("torch_dataloader", case, per_run, first_call_s=first, compile_s=None)
 
@@ -371,7 +364,7 @@ def numpy_variant(case: Case, settings: Settings) -> dict[str, Any]:
         return case.tutorial.run("numpy", case.config).wall_time_s
 
     first = run()
-    samples = [run() for _ in range(settings.repeats)]
+    samples = steady_samples(run, settings.repeats)
     note = ""
     if case.tutorial.id == "linreg_scratch":
         note = "the source's NumPy loop: hand-written (summed) gradient, same work per step"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import report, targets
+from benchmarks import report, targets, timing
 from benchmarks.roofline import flops_per_epoch
 from jaxtut import registry
 
@@ -128,3 +128,29 @@ def test_targets_report_misses_with_their_margin():
     missed = judged["logreg_fused_vs_eager"]
     assert missed["met"] is False and "MISSED" in missed["note"] and "0.50x" in missed["note"]
     assert judged["mnist_mlp_fused_vs_eager"]["met"] is None  # not measured
+
+
+def _fake_run(seconds: float):
+    calls = []
+
+    def timed() -> float:
+        calls.append(seconds)
+        return seconds
+
+    return timed, calls
+
+
+def test_steady_samples_keeps_repeats_for_long_runs():
+    timed, calls = _fake_run(timing.SHORT_RUN_S * 2)
+    assert timing.steady_samples(timed, 5) == [timing.SHORT_RUN_S * 2] * 5
+    assert len(calls) == 5  # no extra warm-up for a run that is not short
+
+
+def test_steady_samples_warms_up_and_samples_short_runs_longer():
+    seconds = timing.MIN_TIMED_S / 400  # 400 samples reach MIN_TIMED_S
+    timed, calls = _fake_run(seconds)
+    samples = timing.steady_samples(timed, 5)
+    assert len(samples) in (400, 401)  # 401 if the float sum of 400 falls short by an ulp
+    assert len(calls) > 1 + 400  # the probe, untimed warm-up calls, then the samples
+    tiny, _ = _fake_run(1e-9)
+    assert len(timing.steady_samples(tiny, 5)) == timing.MAX_REPEATS  # capped
