@@ -84,7 +84,7 @@ def _mnist_vs_compile(results: Results):
     fused = _variant(results, "mnist_mlp", "jax_fused")
     compiled = _variant(results, "mnist_mlp", "torch_compile")
     if fused is None or compiled is None:
-        return None, "torch.compile of mnist_mlp was not measured (skipped in --quick)"
+        return None, "torch.compile of mnist_mlp was not measured (--quick or --no-torch-compile)"
     ratio = compiled["per_epoch_s"]["median"] / fused["per_epoch_s"]["median"]
     return ratio, (
         f"torch.compile epoch {compiled['per_epoch_s']['median']:.3f} s (after "

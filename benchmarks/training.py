@@ -16,8 +16,8 @@ Variants (not all apply to every tutorial):
   tutorial's loop on pre-built tensors, ``loss.item()`` every step.
 * ``torch_dataloader`` (MNIST): the same loop fed by ``DataLoader(TensorDataset(x, y),
   batch_size, shuffle=True)``, as the tutorials write it.
-* ``torch_compile``: the reference's loop with its step (forward, backward, optimizer step) wrapped
-  in ``torch.compile``; the first run (all compiling) is reported apart.
+* ``torch_compile``: the reference's loop with its forward and loss in ``torch.compile`` (see
+  :class:`benchmarks.torch_loops.TorchLoop`); the first run (all compiling) is reported apart.
 * ``numpy``: the tutorial's NumPy version, where it has one (``linreg_scratch``).
 
 Every variant is timed as whole runs of the tutorial's configuration (MNIST: one epoch), the
