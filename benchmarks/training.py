@@ -59,7 +59,7 @@ VARIANTS = {
     "jax_step": "JAX, jitted step from Python",
     "torch_eager": "PyTorch eager (reference)",
     "torch_dataloader": "PyTorch eager + DataLoader",
-    "torch_compile": "PyTorch torch.compile(step)",
+    "torch_compile": "PyTorch torch.compile(forward + loss)",
     "numpy": "NumPy",
 }
 
