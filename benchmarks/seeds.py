@@ -52,15 +52,15 @@ def _timed(label: str, trace: Callable[[], int], run: Callable[[], Any], repeats
     """First call apart (compiles), then ``repeats`` runs; ``run`` returns (compile_s, wall_s)."""
     compile_s, first_wall = run()
 
-    # run_training_seeds jits its vmapped initialiser anew on every call (a compile outside the
-    # timed execution, which its compile_time_s does not count), so only the training program's
-    # own traces and compile time are checked here.
     def timed() -> float:
         again, wall = run()
         if again != 0.0:
             raise RecompileError(f"{label}: a repeat compiled its program again")
         return wall
 
+    # run_training_seeds jits its vmapped initialiser anew on every call (a compile outside the
+    # timed execution, which its compile_time_s does not count), so only the training program's
+    # own traces and compile time are checked here.
     with no_recompile(label, trace, any_jax_compile=False):
         samples = steady_samples(timed, repeats)
     return compile_s, compile_s + first_wall, Stats.of(samples)

@@ -305,7 +305,7 @@ def torch_eager(case: Case, settings: Settings) -> dict[str, Any]:
 
 
 def torch_compile(case: Case, settings: Settings) -> dict[str, Any]:
-    """The reference's loop with ``torch.compile`` of the step; the first run compiles."""
+    """The reference's loop with its forward and loss compiled; the first run compiles."""
     from benchmarks.torch_loops import TorchLoop
     from jaxtut.torch_ref._common import torch_runtime
 
