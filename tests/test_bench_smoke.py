@@ -19,15 +19,10 @@ from benchmarks import report, targets, timing
 from benchmarks.roofline import flops_per_epoch
 from jaxtut import registry
 
+from mnist_dir import find_mnist_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-MNIST_DIR = next(
-    (
-        Path(p)
-        for p in (os.environ.get("JAXTUT_DATA_DIR"), ROOT.parent / "shared/datasets/mnist")
-        if p and (Path(p) / "t10k-labels-idx1-ubyte.gz").is_file()
-    ),
-    None,
-)
+MNIST_DIR = find_mnist_dir()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -17,15 +17,10 @@ import pytest
 
 from jaxtut import cli, registry
 
+from mnist_dir import find_mnist_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-MNIST_DIR = next(
-    (
-        Path(p)
-        for p in (os.environ.get("JAXTUT_DATA_DIR"), ROOT.parent / "shared/datasets/mnist")
-        if p and (Path(p) / "t10k-labels-idx1-ubyte.gz").is_file()
-    ),
-    None,
-)
+MNIST_DIR = find_mnist_dir()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -161,8 +156,8 @@ def test_missing_torch_names_the_extra(tmp_path):
 
 
 def test_corrupt_mnist_is_reported(tmp_path):
-    if MNIST_DIR is None:
-        pytest.skip("the real MNIST files are not available")
+    if MNIST_DIR is None or not (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip("the real MNIST files are not available as .gz")
     for name in os.listdir(MNIST_DIR):
         shutil.copy(Path(MNIST_DIR) / name, tmp_path / name)
     labels = tmp_path / "t10k-labels-idx1-ubyte.gz"

@@ -45,22 +45,14 @@ from jaxtut.data import (
 from jaxtut.data import mnist as mnist_module
 from jaxtut.errors import ConfigError, DataError, MissingDependencyError
 
+from mnist_dir import find_mnist_dir
+
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 NAMES = list(SHA256)
 
 
-def _find_mnist_dir() -> Path | None:
-    env = os.environ.get(ENV_VAR)
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[1].parent / "shared/datasets/mnist")
-    for path in candidates:
-        if all((path / f"{n}.gz").is_file() or (path / n).is_file() for n in NAMES):
-            return path
-    return None
-
-
-MNIST_DIR = _find_mnist_dir()
+MNIST_DIR = find_mnist_dir()
 needs_mnist = pytest.mark.skipif(
     MNIST_DIR is None,
     reason=f"real MNIST not found: set {ENV_VAR} or put the IDX files in ../shared/datasets/mnist",

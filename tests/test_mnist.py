@@ -8,33 +8,21 @@ shared batch plan, so they compare a few exact steps instead of whole epochs.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from jaxtut import train
 from jaxtut.configs import MnistLogregConfig, MnistMlpConfig
-from jaxtut.data import ENV_VAR, SHA256
+from jaxtut.data import ENV_VAR
 from jaxtut.data.batching import BatchPlan
 from jaxtut.torch_ref import _common
 from jaxtut.torch_ref import mnist as torch_ref
 from jaxtut.tutorial_data import tutorial_data
 from jaxtut.tutorials import mnist as jax_impl
 
+from mnist_dir import find_mnist_dir
 
-def _find_mnist_dir() -> Path | None:
-    env = os.environ.get(ENV_VAR)
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "mnist")
-    for path in candidates:
-        if all((path / f"{n}.gz").is_file() or (path / n).is_file() for n in SHA256):
-            return path
-    return None
-
-
-MNIST_DIR = _find_mnist_dir()
+MNIST_DIR = find_mnist_dir()
 pytestmark = pytest.mark.skipif(
     MNIST_DIR is None, reason=f"MNIST files not found: set {ENV_VAR} to a folder holding them"
 )

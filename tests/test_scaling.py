@@ -29,9 +29,11 @@ import numpy as np
 import pytest
 
 from jaxtut import cli, registry, scaling
-from jaxtut.data import ENV_VAR, SHA256
+from jaxtut.data import ENV_VAR
 from jaxtut.distributed import free_port
 from jaxtut.parity import compare_series, compare_trees
+
+from mnist_dir import find_mnist_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOAT64_TOL = 1e-12
@@ -42,17 +44,7 @@ FLOAT32_TOL = 1e-5
 PROCESS_TIMEOUT_S = 60
 
 
-def _find_mnist_dir() -> Path | None:
-    env = os.environ.get(ENV_VAR)
-    candidates = [Path(env)] if env else []
-    candidates.append(ROOT.parent / "shared" / "datasets" / "mnist")
-    for path in candidates:
-        if all((path / f"{n}.gz").is_file() or (path / n).is_file() for n in SHA256):
-            return path
-    return None
-
-
-MNIST_DIR = _find_mnist_dir()
+MNIST_DIR = find_mnist_dir()
 needs_mnist = pytest.mark.skipif(
     MNIST_DIR is None, reason=f"MNIST files not found: set {ENV_VAR} to a folder holding them"
 )
