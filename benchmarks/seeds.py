@@ -58,10 +58,7 @@ def _timed(label: str, trace: Callable[[], int], run: Callable[[], Any], repeats
             raise RecompileError(f"{label}: a repeat compiled its program again")
         return wall
 
-    # run_training_seeds jits its vmapped initialiser anew on every call (a compile outside the
-    # timed execution, which its compile_time_s does not count), so only the training program's
-    # own traces and compile time are checked here.
-    with no_recompile(label, trace, any_jax_compile=False):
+    with no_recompile(label, trace):
         samples = steady_samples(timed, repeats)
     return compile_s, compile_s + first_wall, Stats.of(samples)
 
