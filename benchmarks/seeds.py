@@ -1,11 +1,11 @@
 """Many seeds at once: K models in one vmapped JAX program against K sequential PyTorch runs.
 
 For ``mnist_mlp`` and ``perceptron``, K = 1, 8 and 64 independent models (each its own initial
-parameters and, for MNIST, its own shuffle) are trained by
-:func:`jaxtut.train.run_training_seeds`, which compiles the single-seed program ``vmap``-ped over
-the seeds. The baselines, timed in the same process:
+parameters and, for MNIST, its own shuffle) are trained by :func:`jaxtut.train.train_seeds`, which
+compiles the single-seed program ``vmap``-ped over the seeds. The baselines, timed in the same
+process:
 
-* ``single``: one model by :func:`jaxtut.train.run_training`, the same plan (the plain fused run);
+* ``single``: one model by :func:`jaxtut.train.train`, the same plan (the plain fused run);
 * ``torch``: K sequential runs of the PyTorch loop (:class:`benchmarks.torch_loops.TorchLoop`),
   one model after another; the total for K is the sum of the first K runs.
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.settings import MNIST_IDS, Settings
 from benchmarks.timing import RecompileError, Stats, no_recompile, steady_samples
-from benchmarks.training import _int32_labels, truncated
+from benchmarks.training import truncated
 from jaxtut import registry
 from jaxtut.data.batching import BatchPlan, shuffled_batches
 from jaxtut.errors import JaxtutError
@@ -41,11 +41,6 @@ def _plans(tutorial_id: str, config, data, seeds: list[int], steps: int | None) 
         for s in seeds
     ]
     return [truncated(p, steps) for p in plans] if steps else plans
-
-
-def _eval_data(tutorial_id: str, data) -> Any:
-    # What each tutorial's run function passes as eval_data (see its module).
-    return _int32_labels(data.eval) if tutorial_id in MNIST_IDS else data.train
 
 
 def _timed(label: str, trace: Callable[[], int], run: Callable[[], Any], repeats: int):
@@ -65,10 +60,9 @@ def _timed(label: str, trace: Callable[[], int], run: Callable[[], Any], repeats
 
 def bench_seeds(tutorial_id: str, settings: Settings, log: Callable[[str], None]) -> dict:
     """K = ``settings.seed_counts`` models of one tutorial, vmapped JAX vs sequential torch."""
-    from jaxtut.train import TRACE_COUNTS, run_training, run_training_seeds
+    from jaxtut.train import TRACE_COUNTS, train, train_seeds
 
     tutorial = registry.get(tutorial_id)
-    trainer = tutorial.trainer()
     if tutorial_id in MNIST_IDS:
         config = tutorial.default_config(epochs=1, device=settings.device)
         steps = settings.seeds_mnist_steps
@@ -78,22 +72,23 @@ def bench_seeds(tutorial_id: str, settings: Settings, log: Callable[[str], None]
         )
         steps = None
     try:
-        data = tutorial_data(config)
+        experiment = tutorial.experiment(config)
     except JaxtutError as err:
         log(f"  seeds {tutorial_id}: skipped ({err})")
         return {"tutorial": tutorial_id, "skipped": str(err), "counts": []}
-    train = _int32_labels(data.train)
-    eval_data = _eval_data(tutorial_id, data)
+    data = tutorial_data(config)
     seed_counts = settings.seed_counts
     if tutorial_id in MNIST_IDS:
         seed_counts = tuple(k for k in seed_counts if k <= settings.max_mnist_seeds)
     max_k = max(seed_counts)
     plans = _plans(tutorial_id, config, data, list(range(max_k)), steps)
     steps_per_model = plans[0].num_steps
+    # The experiment on the (possibly truncated) plans: seed i reads plans[i].
+    experiment = experiment.with_plan(plans[0]).replace(replan=lambda seed: plans[seed])
     trace = lambda: TRACE_COUNTS[tutorial_id]  # noqa: E731
 
     def single():
-        r = run_training(trainer, config, train, eval_data=eval_data, plan=plans[0])
+        r = train(experiment)
         return r.compile_time_s, r.wall_time_s
 
     single_compile, _, single_stats = _timed(
@@ -103,9 +98,7 @@ def bench_seeds(tutorial_id: str, settings: Settings, log: Callable[[str], None]
     for k in seed_counts:
 
         def vmapped(k=k):
-            results = run_training_seeds(
-                trainer, config, train, seeds=list(range(k)), plans=plans[:k], eval_data=eval_data
-            )
+            results = train_seeds(experiment, list(range(k)))
             return results[0].compile_time_s, results[0].wall_time_s
 
         start = time.perf_counter()

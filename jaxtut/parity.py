@@ -2,7 +2,8 @@
 
 The harness never hopes for equal random numbers: :func:`shared_init` draws the initial parameters
 with torch from the seed, and both frameworks start from exactly those values (converted). Both
-read their batches from the one :class:`~jaxtut.data.BatchPlan` of :func:`jaxtut.tutorial_data`.
+train the one :class:`~jaxtut.experiment.Experiment` of the tutorial: the same arrays, the same
+:class:`~jaxtut.data.BatchPlan`.
 
 Comparisons return :class:`Comparison` records that say which leaf or step failed, by how much and
 where, so a failing parity test points at the culprit rather than at "arrays differ".
@@ -254,10 +255,11 @@ class Pair:
 
 def shared_init(tutorial_id: str, config: TrainConfig) -> dict[str, np.ndarray]:
     """The torch reference's initial parameters for ``config.seed``, as a NumPy ``state_dict``."""
-    from jaxtut.torch_ref._common import initial_state_dict
-
     tutorial = registry.get(tutorial_id)
-    return initial_state_dict(tutorial.torch_module().MODELS[tutorial_id], config)
+    tutorial.torch_module()  # one clear error when torch is missing
+    from jaxtut.torch_ref.train import initial_state_dict
+
+    return initial_state_dict(tutorial.experiment(config))
 
 
 def run_pair(
@@ -268,8 +270,12 @@ def run_pair(
     torch_config: TrainConfig | None = None,
     plans: Callable[[Any], tuple[Any, Any]] | None = None,
     nudge: bool = True,
+    mesh: Any = None,
 ) -> Pair:
     """Runs ``tutorial_id`` in JAX and in PyTorch from the same parameters on the same batches.
+
+    Both frameworks train the one :class:`~jaxtut.experiment.Experiment` built from ``config``:
+    the same arrays and the same batch plan objects.
 
     Args:
       tutorial_id: a training tutorial.
@@ -280,22 +286,78 @@ def run_pair(
       plans: optional ``plan -> (jax plan, torch plan)`` to feed the sides different batch orders
         (a sensitivity check swaps two batches on one side).
       nudge: also run JAX from ``init`` nudged by one ulp, for :meth:`Pair.ulp_spread`.
+      mesh: a 1-D ``"data"`` mesh for the JAX runs (data parallel), or ``None``.
     """
-    from jaxtut.tutorial_data import tutorial_data
+    from jaxtut.train import train
 
     tutorial = registry.get(tutorial_id)
+    tutorial.torch_module()  # one clear error when torch is missing
+    from jaxtut.torch_ref.train import initial_state_dict
+    from jaxtut.torch_ref.train import train as train_torch
+
     config = config or tutorial.config()
-    init = dict(init) if init is not None else shared_init(tutorial_id, config)
-    plan_j = plan_t = None
+    experiment = tutorial.experiment(config)
+    init = dict(init) if init is not None else initial_state_dict(experiment)
+    jax_side = torch_side = experiment
+    if torch_config is not None:
+        torch_side = tutorial.experiment(torch_config)
     if plans is not None:
-        plan_j, plan_t = plans(tutorial_data(config).plan)
-    jax_result = tutorial.run("jax", config, init_params=init, plan=plan_j)
-    torch_result = tutorial.run("torch", torch_config or config, init_params=init, plan=plan_t)
+        plan_j, plan_t = plans(experiment.plan)
+        jax_side, torch_side = jax_side.with_plan(plan_j), torch_side.with_plan(plan_t)
+    loop = torch_side.torch.loop or train_torch
+    jax_result = train(jax_side, init_params=init, mesh=mesh)
+    torch_result = loop(torch_side, init_params=init)
     nudged = None
     if nudge:
         up = {k: np.nextafter(v, np.inf).astype(v.dtype) for k, v in init.items()}
-        nudged = tutorial.run("jax", config, init_params=up, plan=plan_j)
+        nudged = train(jax_side, init_params=up, mesh=mesh)
     return Pair(tutorial_id, config, init, jax_result, torch_result, nudged)
+
+
+def truncate(plan, steps: int):
+    """The first ``steps`` steps of a plan (across epochs), as a one-epoch plan."""
+    from jaxtut.data.batching import BatchPlan
+    from jaxtut.errors import ConfigError
+
+    total = plan.epochs * plan.steps_per_epoch
+    if steps > total:
+        raise ConfigError(f"--steps {steps} exceeds the run's {total} steps")
+    idx = plan.idx.reshape(total, -1)[:steps][None]
+    mask = plan.mask.reshape(total, -1)[:steps][None]
+    return BatchPlan(idx=np.ascontiguousarray(idx), mask=np.ascontiguousarray(mask))
+
+
+def parity(
+    tutorial_id: str,
+    config: TrainConfig,
+    *,
+    steps: int | None = None,
+    torch_config: TrainConfig | None = None,
+    mesh: Any = None,
+) -> tuple[Pair, list[Comparison]]:
+    """Runs both frameworks from the same init on the same batches and judges the result.
+
+    Args:
+      tutorial_id: a training tutorial.
+      config: the shared config.
+      steps: stop after this many steps (``None``: the full run). A full-batch tutorial (one
+        step per epoch) trains ``steps`` epochs; a batched one the first ``steps`` steps of its
+        plan, as one epoch.
+      torch_config: a different config for the torch side (to demonstrate a failure).
+      mesh: a 1-D ``"data"`` mesh for the JAX runs, or ``None``.
+
+    Returns:
+      ``(pair, checks)``: the two runs and the parity suite's tier-3 comparisons for the dtype.
+    """
+    plans = None
+    if steps is not None:
+        if registry.get(tutorial_id).experiment(config).plan is None:  # full batch
+            config = config.replace(epochs=steps)
+            torch_config = torch_config and torch_config.replace(epochs=steps)
+        else:
+            plans = lambda plan: (truncate(plan, steps), truncate(plan, steps))  # noqa: E731
+    pair = run_pair(tutorial_id, config, torch_config=torch_config, plans=plans, mesh=mesh)
+    return pair, check_pair(pair, config.dtype)
 
 
 def swap_two_batches(plan):

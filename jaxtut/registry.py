@@ -3,10 +3,12 @@
 Implementations are named by module path and loaded on first use, so listing or validating
 tutorials imports neither JAX's compiled code paths nor torch. Conventions every entry follows:
 
-* the JAX module (``jaxtut.tutorials.<module>``) defines the run function named here and, for
-  training tutorials, ``TRAINERS[id]`` (a :class:`jaxtut.train.Trainer`);
-* the torch module (``jaxtut.torch_ref.<module>``) defines the run function of the same name and,
-  for training tutorials, ``MODELS[id]`` (an ``nn.Module`` class) and ``CRITERIA[id]``.
+* a training tutorial's JAX module (``jaxtut.tutorials.<module>``) defines ``EXPERIMENTS[id]``, a
+  function ``config -> Experiment`` (:mod:`jaxtut.experiment`), and ``TRAINERS[id]``, its JAX
+  side; both frameworks train that one experiment. Its torch module (``jaxtut.torch_ref.<module>``)
+  defines ``MODELS[id]`` (an ``nn.Module`` class) and ``CRITERIA[id]``, and the run function named
+  here, which takes the experiment, where the source's loop is not the classic one;
+* a demonstration's modules both define the run function named here, taking the config.
 """
 
 from __future__ import annotations
@@ -70,30 +72,72 @@ class Tutorial:
             ) from err
         return importlib.import_module(f"jaxtut.torch_ref.{self.module}")
 
-    def run(self, framework: str = "jax", config: C.Config | None = None, **kwargs: Any):
+    def experiment(self, config: C.Config | None = None):
+        """The training tutorial as an :class:`~jaxtut.experiment.Experiment` for ``config``."""
+        if not self.trains:
+            raise ConfigError(f"{self.id} is not a training tutorial")
+        return self.jax_module().EXPERIMENTS[self.id](config or self.config())
+
+    def run(
+        self,
+        framework: str = "jax",
+        config: C.Config | None = None,
+        *,
+        init_params: Any = None,
+        plan: Any = None,
+        progress: Any = None,
+        mesh: Any = None,
+    ):
         """Runs the tutorial; returns a RunResult.
+
+        A training tutorial runs its :meth:`experiment`: in JAX through
+        :func:`jaxtut.train.train`, in PyTorch through :func:`jaxtut.torch_ref.train.train`
+        (or the reference's own loop where the source's is not the classic one,
+        ``TorchSide.loop``).
 
         Args:
           framework: ``"jax"``, ``"torch"``, or ``"numpy"`` for the tutorials that have a NumPy
             version (its function is the JAX module's ``<function>_numpy``).
           config: the run's config (defaults to the tutorial's).
-          **kwargs: passed to the run function (``init_params``, ``plan``, ...).
+          init_params: initial parameters as a NumPy ``state_dict`` (training tutorials).
+          plan: a batch plan replacing the experiment's (a parity check swaps two batches).
+          progress: ``(epochs done, epochs, loss) -> None`` after every chunk of epochs.
+          mesh: JAX only: a 1-D ``"data"`` mesh to train data-parallel on.
         """
+        C.check_run(self, framework, config, init_params=init_params)
+        if framework not in ("jax", "torch", "numpy"):
+            raise ConfigError(f"framework must be 'jax', 'torch' or 'numpy', got {framework!r}")
+        config = config or self.config()
         if framework == "numpy":
             fn = getattr(self.jax_module(), f"{self.function}_numpy", None)
             if fn is None:
                 raise ConfigError(f"{self.id} has no NumPy version")
-        else:
+            return fn(config, init_params) if self.trains else fn(config)
+        if not self.trains:
             module = self.jax_module() if framework == "jax" else self.torch_module()
-            fn = getattr(module, self.function)
-        return fn(config or self.config(), **kwargs)
+            return getattr(module, self.function)(config)
+        experiment = self.experiment(config)
+        if plan is not None:
+            experiment = experiment.with_plan(plan)
+        if framework == "jax":
+            from jaxtut.train import train
+
+            return train(experiment, init_params=init_params, progress=progress, mesh=mesh)
+        if mesh is not None:
+            raise ConfigError("a mesh applies to JAX runs; torch runs on one device")
+        self.torch_module()  # one clear error when torch is missing
+        if experiment.torch.loop is not None:  # the source's own loop, on the same data and plan
+            return experiment.torch.loop(experiment, init_params=init_params)
+        from jaxtut.torch_ref.train import train
+
+        return train(experiment, init_params=init_params, progress=progress)
 
     @property
     def has_numpy(self) -> bool:
         return hasattr(self.jax_module(), f"{self.function}_numpy")
 
     def trainer(self):
-        """The JAX :class:`~jaxtut.train.Trainer` of a training tutorial."""
+        """The JAX side (:class:`~jaxtut.experiment.Trainer`) of a training tutorial."""
         return self.jax_module().TRAINERS[self.id]
 
 

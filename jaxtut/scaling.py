@@ -3,10 +3,10 @@
 * **Many seeds** (:func:`run_seeds`): K independent initialisations and batch orders of one
   tutorial trained in ONE compiled program, the single-seed program ``vmap``-ped over the
   parameters, the optimizer state and the batch plan
-  (:func:`jaxtut.train.run_training_seeds`). Each seed's result equals the single run with that
+  (:func:`jaxtut.train.train_seeds`). Each seed's result equals the single run with that
   seed (float64: to rounding; measured bit-equal on the CPU). With a mesh, the seed axis is split
   over the devices: each device trains whole models.
-* **Many devices** (:func:`run` with ``devices=N``, or :func:`jaxtut.train.data_parallel`): the
+* **Many devices** (:func:`run` with ``devices=N``, or ``mesh=`` of :func:`jaxtut.train.train`): the
   run's program compiled for a 1-D :class:`~jax.sharding.Mesh` (axis ``"data"``) with
   ``NamedSharding``: every batch split over the devices, parameters and optimizer state
   replicated. The loss is a sum over the global batch divided by the global count, so a
@@ -14,11 +14,11 @@
 * **Many processes**: the same, with a mesh over every device of every process; see
   :mod:`jaxtut.distributed`.
 
-Tutorials are not written for any of this: their run functions call
-:func:`jaxtut.train.run_training`, which a :func:`~jaxtut.train.data_parallel` block places on a
-mesh, and which :func:`run_seeds` intercepts (:func:`jaxtut.train.intercept_runs`) to collect each
-seed's data, plan and extras, train all seeds at once, and hand each seed's result back to the
-tutorial's own post-processing.
+Tutorials are not written for any of this: each is a function from its config to an
+:class:`~jaxtut.experiment.Experiment`, and the mesh and the seeds are arguments of the functions
+that train it (:func:`jaxtut.train.train`, :func:`jaxtut.train.train_seeds`). Many seeds build the
+data once and draw only each seed's batch order (``Experiment.with_seed``), then apply the
+experiment's own post-processing to every seed's result.
 
 Example:
   >>> from jaxtut import scaling
@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -62,7 +61,7 @@ def device_mesh(devices: int | None = None, *, device: str = "cpu"):
     import jax
     from jax.sharding import Mesh
 
-    from jaxtut.train import DATA_AXIS
+    from jaxtut.sharding import DATA_AXIS
 
     try:
         available = jax.devices(device)
@@ -109,14 +108,11 @@ def run(
     Returns:
       The :class:`RunResult`; its ``device`` names the mesh (e.g. ``cpu x4 (mesh 'data')``).
     """
-    from jaxtut.train import data_parallel
-
     tutorial = _training_tutorial(tutorial_id)
     config = config or tutorial.config()
     if mesh is None and devices is not None:
         mesh = device_mesh(devices, device=config.device)
-    with data_parallel(mesh):
-        return tutorial.run("jax", config, **kwargs)
+    return tutorial.run("jax", config, mesh=mesh, **kwargs)
 
 
 @dataclasses.dataclass
@@ -259,79 +255,11 @@ def run_seeds(
     )
 
 
-class _Collected(Exception):
-    """Stops a tutorial's run function once its training inputs are collected."""
-
-
 def _jax_seeds(tutorial: registry.Tutorial, config: TrainConfig, seeds: list[int], mesh):
-    """Collect each seed's inputs, train all seeds in one program, replay the post-processing."""
-    from jaxtut.train import intercept_runs, run_training_seeds
+    """All seeds of the tutorial's experiment in one vmapped program (data built once)."""
+    from jaxtut.train import train_seeds
 
-    first = None
-    plans, extras = [], []
-
-    def collect(call):
-        nonlocal first
-        if call.init_params is not None:
-            raise ConfigError(f"{tutorial.id}: many seeds draw their own initial parameters")
-        if first is None:
-            first = call
-        else:  # keep only the first seed's arrays; later seeds must train on the same data
-            _check_same_inputs(tutorial.id, first, call)
-        plans.append(call.plan)
-        extras.append(call.extras)
-        raise _Collected
-
-    for seed in seeds:
-        with intercept_runs(collect), contextlib.suppress(_Collected):
-            tutorial.run("jax", config.replace(seed=seed))
-        if len(plans) != seeds.index(seed) + 1:
-            raise RuntimeError(f"{tutorial.id}'s run function did not call run_training")
-    raw = run_training_seeds(
-        first.trainer,
-        first.config,
-        first.train_data,
-        seeds=seeds,
-        plans=None if plans[0] is None else plans,
-        eval_data=first.eval_data,
-        extras=extras,
-        mesh=mesh,
-    )
-    results = []
-    for seed, result in zip(seeds, raw, strict=True):
-
-        def hand_back(call, result=result, seed=seed):
-            if call.config.seed != seed:
-                raise RuntimeError(f"expected the run of seed {seed}, got {call.config.seed}")
-            return result
-
-        with intercept_runs(hand_back):
-            results.append(tutorial.run("jax", config.replace(seed=seed)))
-    return results
-
-
-def _check_same_inputs(tutorial_id: str, first, call) -> None:
-    import jax
-
-    same = (
-        call.trainer is first.trainer
-        and call.config.replace(seed=first.config.seed) == first.config
-        and _same_tree(first.train_data, call.train_data, jax)
-        and _same_tree(first.eval_data, call.eval_data, jax)
-        and (call.plan is None) == (first.plan is None)
-        and (call.plan is None or call.plan.idx.shape == first.plan.idx.shape)
-    )
-    if not same:
-        raise ConfigError(
-            f"{tutorial_id}'s training data or batch shapes depend on the seed, so its seeds "
-            "cannot share one program; run them one by one"
-        )
-
-
-def _same_tree(a, b, jax) -> bool:
-    la, ta = jax.tree.flatten(a)
-    lb, tb = jax.tree.flatten(b)
-    return ta == tb and all(np.array_equal(x, y) for x, y in zip(la, lb, strict=True))
+    return train_seeds(tutorial.experiment(config), seeds, mesh=mesh)
 
 
 def _training_tutorial(tutorial_id: str) -> registry.Tutorial:

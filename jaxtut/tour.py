@@ -77,7 +77,7 @@ def run_tour(out: Path, *, console, data_dir: str | None = None) -> int:
     Returns:
       0 when every parity verdict passed, else 1.
     """
-    from jaxtut.cli import parity
+    from jaxtut.parity import parity
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

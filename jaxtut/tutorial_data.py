@@ -8,6 +8,8 @@ framework's loader decides anything, which is what lets the parity suite compare
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from jaxtut.data import (
     shuffled_batches,
 )
 from jaxtut.data.batching import BatchPlan
+from jaxtut.experiment import SGD, Experiment, TorchSide, Trainer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +50,14 @@ def _mnist(config: C.MnistLogregConfig | C.MnistMlpConfig) -> TutorialData:
     x_train, y_train, x_test, y_test = mnist_arrays(
         load_mnist(config.data_dir), normalize=normalize, dtype=config.dtype
     )
-    plan = shuffled_batches(
-        len(x_train), config.batch_size, config.epochs, config.seed, drop_last=config.drop_last
+    return TutorialData((x_train, y_train), (x_test, y_test), _shuffled(config, len(x_train)))
+
+
+def _shuffled(config: C.TrainConfig, n: int) -> BatchPlan:
+    """A fresh permutation per epoch drawn from ``config.seed`` (``DataLoader(shuffle=True)``)."""
+    return shuffled_batches(
+        n, config.batch_size, config.epochs, config.seed, drop_last=config.drop_last
     )
-    return TutorialData((x_train, y_train), (x_test, y_test), plan)
 
 
 def _linreg_scratch(config: C.LinregScratchConfig) -> TutorialData:
@@ -96,3 +103,96 @@ _BUILDERS: dict[type, Any] = {
 def tutorial_data(config: C.TrainConfig) -> TutorialData:
     """The arrays and batch plan for the training tutorial that ``config`` configures."""
     return _BUILDERS[type(config)](config)
+
+
+def reference(tutorial_id: str, module: str, *, loop: str | None = None) -> TorchSide:
+    """The torch side of a catalogue tutorial, from ``jaxtut.torch_ref.<module>``.
+
+    The module is imported only when a factory runs; it defines ``MODELS[id]``, ``CRITERIA[id]``
+    and optionally ``EVALUATE[id]`` and ``EPOCH_EVAL[id]``, ``(model, eval tensors) -> metrics``
+    with the names the JAX side uses. ``loop`` names the module's own training function where the
+    source's loop is not the classic one.
+    """
+
+    def ref():
+        return importlib.import_module(f"jaxtut.torch_ref.{module}")
+
+    def lookup(table):
+        def call(model, eval_data):
+            return getattr(ref(), table)[tutorial_id](model, eval_data)
+
+        return call
+
+    return TorchSide(
+        model=lambda: ref().MODELS[tutorial_id](),
+        criterion=lambda: ref().CRITERIA[tutorial_id],
+        evaluate=lookup("EVALUATE"),
+        epoch_eval=lookup("EPOCH_EVAL") if tutorial_id in _EPOCH_EVALS else None,
+        loop=None if loop is None else lambda *a, **k: getattr(ref(), loop)(*a, **k),
+    )
+
+
+# The tutorials whose reference measures something after every epoch.
+_EPOCH_EVALS = ("logreg_breast_cancer",)
+
+
+def runner(tutorial_id: str, framework: str) -> Callable[..., Any]:
+    """``run(config=None, init_params=None, *, plan=None, progress=None)`` of one framework.
+
+    Each tutorial module exposes its run functions this way (``mnist.run_mlp``,
+    ``torch_ref.mnist.run_mlp``); they train the tutorial's one experiment through
+    :meth:`jaxtut.registry.Tutorial.run`.
+    """
+
+    def run(config=None, init_params=None, *, plan=None, progress=None):
+        from jaxtut import registry
+
+        return registry.get(tutorial_id).run(
+            framework, config, init_params=init_params, plan=plan, progress=progress
+        )
+
+    run.__doc__ = f"Trains ``{tutorial_id}`` in {framework}; see :meth:`Tutorial.run`."
+    return run
+
+
+def catalogue_experiment(
+    trainer: Trainer,
+    config: C.TrainConfig,
+    *,
+    eval: Callable[[TutorialData], Any] = lambda data: data.eval,
+    torch: TorchSide | None = None,
+    finish: Callable[[Any], Any] | None = None,
+) -> Experiment:
+    """The :class:`~jaxtut.experiment.Experiment` of a catalogue tutorial from its config.
+
+    Args:
+      trainer: the tutorial's JAX side.
+      config: its config (hyperparameters, seed, dtype, device, data options).
+      eval: ``TutorialData -> eval data`` handed to the trainer's evaluation functions.
+      torch: the tutorial's torch side (the reference's model and criterion).
+      finish: host-side post-processing of every run's result.
+    """
+    data = tutorial_data(config)
+    replan = None
+    if data.plan is not None and _BUILDERS[type(config)] is _mnist:  # shuffled: seed-dependent
+        n = len(data.train[0])
+
+        def replan(seed: int) -> BatchPlan:
+            return _shuffled(config.replace(seed=seed), n)
+
+    return Experiment(
+        name=trainer.tutorial,
+        jax=trainer,
+        train=data.train,
+        plan=data.plan,
+        optimizer=SGD(config.lr, config.momentum),
+        epochs=config.epochs,
+        dtype=config.dtype,
+        device=config.device,
+        seed=config.seed,
+        eval=eval(data),
+        torch=torch,
+        replan=replan,
+        finish=finish,
+        config=config,
+    )

@@ -27,7 +27,7 @@ import pytest
 import scipy.stats
 
 from jaxtut import registry
-from jaxtut.train import run_training_seeds
+from jaxtut.train import train_seeds
 from jaxtut.tutorial_data import tutorial_data
 from parity_tests.conftest import default_config
 
@@ -154,18 +154,7 @@ def test_tier4_mnist_seeds(tutorial_id, record):
     tutorial = registry.get(tutorial_id)
     config = default_config(tutorial_id)
     seeds = list(range(K_SEEDS))
-    data = tutorial_data(config)
-    x, y = data.train
-    xt, yt = data.eval
-    plans = [tutorial_data(config.replace(seed=s)).plan for s in seeds]
-    jax_runs = run_training_seeds(
-        tutorial.trainer(),
-        config,
-        (x, y.astype(np.int32)),
-        seeds=seeds,
-        plans=plans,
-        eval_data=(xt, yt.astype(np.int32)),
-    )
+    jax_runs = train_seeds(tutorial.experiment(config), seeds)
     jax_acc = np.array([r.metrics["test_accuracy"] for r in jax_runs])
     torch_acc = np.array(
         [tutorial.run("torch", config.replace(seed=s)).metrics["test_accuracy"] for s in seeds]
@@ -196,16 +185,8 @@ MLP_SEEDS = 32
 def test_tier4_mlp_1_10_1_seed_distribution(record):
     tutorial = registry.get("mlp_1_10_1")
     config = default_config("mlp_1_10_1")
-    data = tutorial_data(config)
     seeds = list(range(MLP_SEEDS))
-    jax_runs = run_training_seeds(
-        tutorial.trainer(),
-        config,
-        data.train,
-        seeds=seeds,
-        plans=[data.plan] * MLP_SEEDS,
-        eval_data=data.train,
-    )
+    jax_runs = train_seeds(tutorial.experiment(config), seeds)
     jax_loss = np.array([r.metrics["final_loss"] for r in jax_runs])
     torch_loss = np.array(
         [tutorial.run("torch", config.replace(seed=s)).metrics["final_loss"] for s in seeds]

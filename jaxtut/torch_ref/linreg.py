@@ -10,7 +10,9 @@
   ``make_regression(20, 1, noise=20, random_state=1)`` for 1000 epochs, plus the fitted line.
 
 Every loop is forward, loss, ``backward``, update, zero the gradients, and ``loss.item()`` each
-epoch (the loss before that epoch's update, as the tutorial prints it).
+epoch (the loss before that epoch's update, as the tutorial prints it). The ``nn.Linear``
+tutorials run the classic loop every reference shares (:mod:`jaxtut.torch_ref.train`; zeroing
+the gradients first or last is the same); the scratch tutorial keeps its manual update here.
 
 What differs from the source, and why (each is a bug in the source or a change for parity):
 
@@ -49,20 +51,12 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from torch import nn, optim
+from torch import nn
 
-from jaxtut.configs import LinregLinearConfig, LinregMakeRegressionConfig, LinregScratchConfig
-from jaxtut.data.batching import BatchPlan
 from jaxtut.result import RunResult
-from jaxtut.torch_ref._common import (
-    Stopwatch,
-    build_model,
-    make_result,
-    state_dict_numpy,
-    tensor,
-    torch_runtime,
-)
-from jaxtut.tutorial_data import tutorial_data
+from jaxtut.torch_ref._common import Stopwatch, make_result, state_dict_numpy, torch_runtime
+from jaxtut.torch_ref.train import build, tensors
+from jaxtut.tutorial_data import runner
 
 
 class Scratch(nn.Module):
@@ -104,62 +98,49 @@ CRITERIA = {
 }
 
 
-def _epochs(config, plan: BatchPlan | None) -> list[np.ndarray | None]:
-    """Each step's sample indices: ``None`` (the whole data) per epoch unless a plan is given."""
-    if plan is None:
-        return [None] * config.epochs
-    return [idx for epoch in range(plan.epochs) for idx in plan.batches(epoch)]
-
-
-def _batch(x, y, idx, device):
-    if idx is None:
-        return x, y
-    idx = torch.from_numpy(idx).to(device)
-    return x[idx], y[idx]
-
-
-def run_scratch(
-    config: LinregScratchConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
+def scratch_loop(experiment, init_params: Mapping[str, np.ndarray] | None = None) -> RunResult:
     """Trains the ``linreg_scratch`` reference: autograd gradient, manual update.
 
     Args:
-      config: the run's options.
+      experiment: the tutorial's experiment (:func:`jaxtut.tutorials.linreg.scratch_experiment`):
+        its data, batch plan (``None``: the full batch), learning rate, dtype and seed.
       init_params: ``{"w": (1,)}`` NumPy; ``None`` keeps ``torch.randn(1)`` after the seed.
-      plan: optional batch plan; ``None`` is the tutorial's full batch.
     """
-    config = config or LinregScratchConfig()
-    data = tutorial_data(config)
-    with torch_runtime(config) as device:
-        X, Y = (tensor(a, config, device=device) for a in data.train)
-        x_test = tensor(data.eval[0], config, device=device)
-        model = build_model(Scratch, config, init_params, device)
+    lr = experiment.optimizer.lr
+    with torch_runtime(experiment) as device:
+        X, Y = tensors(experiment.train, experiment.dtype, device)
+        x_test = tensors(experiment.eval["x_test"], experiment.dtype, device)
+        model = build(experiment, init_params, device)
         w = model.w
+        plan = experiment.plan
+        batches = [None] if plan is None else None
 
         losses = []
         clock = Stopwatch(device)
-        for idx in _epochs(config, plan):
-            x, y = _batch(X, Y, idx, device)
-            y_pred = model(x)
-            loss = mse(y_pred, y)
-            loss.backward()
-            with torch.no_grad():
-                w -= config.lr * w.grad
-            # Gradients accumulate across backward() calls unless cleared.
-            w.grad.zero_()
-            losses.append(loss.item())
+        for epoch in range(experiment.epochs):
+            for idx in batches or plan.batches(epoch):
+                if idx is None:
+                    x, y = X, Y
+                else:
+                    idx = torch.from_numpy(idx).to(device)
+                    x, y = X[idx], Y[idx]
+                y_pred = model(x)
+                loss = mse(y_pred, y)
+                loss.backward()
+                with torch.no_grad():
+                    w -= lr * w.grad
+                # Gradients accumulate across backward() calls unless cleared.
+                w.grad.zero_()
+                losses.append(loss.item())
         with torch.no_grad():
             prediction = model(x_test)[0].item()
             final_loss = mse(model(X), Y).item()
         seconds = clock.stop()
     return make_result(
         "linreg_scratch",
-        config,
+        experiment,
         losses=losses,
-        epoch_metrics={"loss": _per_epoch(losses, config, plan)},
+        epoch_metrics={"loss": np.asarray(losses).reshape(experiment.epochs, -1).mean(axis=1)},
         metrics={"prediction": prediction, "final_loss": final_loss},
         params=state_dict_numpy(model),
         wall_time_s=seconds,
@@ -167,91 +148,26 @@ def run_scratch(
     )
 
 
-def _train_linear(tutorial, config, init_params, plan, X, Y, device):
-    """The ``nn.Linear`` tutorials' loop; returns the model and the per-step losses."""
-    model = build_model(LinearRegression, config, init_params, device)
-    criterion = CRITERIA[tutorial]
-    optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-    losses = []
-    for idx in _epochs(config, plan):
-        x, y = _batch(X, Y, idx, device)
-        y_pred = model(x)
-        loss = criterion(y_pred, y)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
-    return model, losses
+def prediction_and_loss(model: nn.Module, eval_data) -> dict[str, float]:
+    """``linreg_linear``'s metrics: the prediction at ``x = 6`` and the final training loss."""
+    x, y = eval_data["train"]
+    return {
+        "prediction": model(eval_data["x_test"]).item(),
+        "final_loss": CRITERIA["linreg_linear"](model(x), y).item(),
+    }
 
 
-def _per_epoch(losses, config, plan):
-    epochs = config.epochs if plan is None else plan.epochs
-    return np.asarray(losses).reshape(epochs, -1).mean(axis=1)
+def fit_metrics(model: nn.Module, train) -> dict[str, float]:
+    """``linreg_make_regression``'s metrics: the final training loss and the fitted line."""
+    x, y = train
+    return {
+        "final_loss": CRITERIA["linreg_make_regression"](model(x), y).item(),
+        "weight": model.linear.weight.item(),
+        "bias": model.linear.bias.item(),
+    }
 
 
-def run_linear(
-    config: LinregLinearConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains the ``linreg_linear`` reference; keys ``linear.weight`` and ``linear.bias``."""
-    config = config or LinregLinearConfig()
-    data = tutorial_data(config)
-    with torch_runtime(config) as device:
-        X, Y = (tensor(a, config, device=device) for a in data.train)
-        x_test = tensor(data.eval[0], config, device=device)  # (1, 1): x = 6
-        clock = Stopwatch(device)
-        model, losses = _train_linear("linreg_linear", config, init_params, plan, X, Y, device)
-        with torch.no_grad():
-            prediction = model(x_test).item()
-            final_loss = CRITERIA["linreg_linear"](model(X), Y).item()
-        seconds = clock.stop()
-    return make_result(
-        "linreg_linear",
-        config,
-        losses=losses,
-        epoch_metrics={"loss": _per_epoch(losses, config, plan)},
-        metrics={"prediction": prediction, "final_loss": final_loss},
-        params=state_dict_numpy(model),
-        wall_time_s=seconds,
-        device=device,
-    )
-
-
-def run_make_regression(
-    config: LinregMakeRegressionConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains the ``linreg_make_regression`` reference; ``extras["line"]`` is the fitted line."""
-    config = config or LinregMakeRegressionConfig()
-    data = tutorial_data(config)
-    with torch_runtime(config) as device:
-        X, Y = (tensor(a, config, device=device) for a in data.train)
-        clock = Stopwatch(device)
-        model, losses = _train_linear(
-            "linreg_make_regression", config, init_params, plan, X, Y, device
-        )
-        with torch.no_grad():
-            final_loss = CRITERIA["linreg_make_regression"](model(X), Y).item()
-            x_sorted = torch.sort(X.reshape(-1)).values
-            line = model(x_sorted[:, None]).reshape(-1)
-        seconds = clock.stop()
-    params = state_dict_numpy(model)
-    return make_result(
-        "linreg_make_regression",
-        config,
-        losses=losses,
-        epoch_metrics={"loss": _per_epoch(losses, config, plan)},
-        metrics={
-            "final_loss": final_loss,
-            "weight": params["linear.weight"][0, 0],
-            "bias": params["linear.bias"][0],
-        },
-        params=params,
-        wall_time_s=seconds,
-        device=device,
-        extras={"line": {"x": x_sorted.cpu().numpy(), "prediction": line.cpu().numpy()}},
-    )
+EVALUATE = {"linreg_linear": prediction_and_loss, "linreg_make_regression": fit_metrics}
+run_scratch = runner("linreg_scratch", "torch")
+run_linear = runner("linreg_linear", "torch")
+run_make_regression = runner("linreg_make_regression", "torch")

@@ -1,7 +1,8 @@
 """PyTorch references for ``mnist_logreg`` and ``mnist_mlp``, as the tutorials train them.
 
-The loops are the tutorials' own: ``zero_grad``, forward, loss, ``backward``, ``step``, and
-``loss.item()`` collected every step. What differs from the source, and why:
+The loop is the tutorials' own, shared by every reference (:mod:`jaxtut.torch_ref.train`):
+``zero_grad``, forward, loss, ``backward``, ``step``, and ``loss.item()`` collected every step.
+What differs from the source, and why:
 
 * Batches come from the shared :class:`~jaxtut.data.BatchPlan` indexing pre-built tensors, instead
   of ``DataLoader(shuffle=True)``, so that JAX sees the same samples in the same order. The plan
@@ -15,24 +16,10 @@ The loops are the tutorials' own: ``zero_grad``, forward, loss, ``backward``, ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import numpy as np
-import torch
 import torch.nn.functional as F
-from torch import nn, optim
+from torch import nn
 
-from jaxtut.configs import MnistLogregConfig, MnistMlpConfig
-from jaxtut.result import RunResult
-from jaxtut.torch_ref._common import (
-    Stopwatch,
-    build_model,
-    make_result,
-    state_dict_numpy,
-    tensor,
-    torch_runtime,
-)
-from jaxtut.tutorial_data import tutorial_data
+from jaxtut.tutorial_data import runner
 
 
 class LogReg(nn.Module):
@@ -61,69 +48,14 @@ MODELS = {"mnist_logreg": LogReg, "mnist_mlp": Net}
 CRITERIA = {"mnist_logreg": nn.CrossEntropyLoss(), "mnist_mlp": nn.NLLLoss()}
 
 
-def _run(tutorial: str, config, init_params, plan, progress) -> RunResult:
-    data = tutorial_data(config)
-    plan = data.plan if plan is None else plan
-    with torch_runtime(config) as device:
-        x_train, y_train = (tensor(a, config, device=device) for a in data.train)
-        x_test, y_test = (tensor(a, config, device=device) for a in data.eval)
-        model = build_model(MODELS[tutorial], config, init_params, device)
-        criterion = CRITERIA[tutorial]
-        optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-
-        losses = []
-        clock = Stopwatch(device)
-        for epoch in range(plan.epochs):
-            for idx in plan.batches(epoch):
-                idx = torch.from_numpy(idx).to(device)
-                images, labels = x_train[idx], y_train[idx]
-                optimizer.zero_grad()
-                output = model(images)
-                loss = criterion(output, labels)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-            if progress is not None:
-                progress(epoch + 1, plan.epochs, float(np.mean(losses[-plan.steps_per_epoch :])))
-        with torch.no_grad():
-            accuracy = (model(x_test).argmax(dim=1) == y_test).double().mean().item()
-        seconds = clock.stop()
-    steps = plan.steps_per_epoch
-    return make_result(
-        tutorial,
-        config,
-        losses=losses,
-        epoch_metrics={"loss": np.asarray(losses).reshape(plan.epochs, steps).mean(axis=1)},
-        metrics={"test_accuracy": accuracy},
-        params=state_dict_numpy(model),
-        wall_time_s=seconds,
-        device=device,
-    )
+def accuracy(model: nn.Module, eval_data) -> dict[str, float]:
+    """Test accuracy: the fraction of test images whose arg-max class is the label."""
+    x_test, y_test = eval_data
+    return {"test_accuracy": (model(x_test).argmax(dim=1) == y_test).double().mean().item()}
 
 
-def run_logreg(
-    config: MnistLogregConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan=None,
-    progress=None,
-) -> RunResult:
-    """Trains the ``mnist_logreg`` reference; ``plan`` overrides the shared batch order.
-
-    ``progress(epochs done, epochs, mean loss of the epoch)`` is called after every epoch.
-    """
-    return _run("mnist_logreg", config or MnistLogregConfig(), init_params, plan, progress)
+EVALUATE = {"mnist_logreg": accuracy, "mnist_mlp": accuracy}
 
 
-def run_mlp(
-    config: MnistMlpConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan=None,
-    progress=None,
-) -> RunResult:
-    """Trains the ``mnist_mlp`` reference; ``plan`` overrides the shared batch order.
-
-    ``progress(epochs done, epochs, mean loss of the epoch)`` is called after every epoch.
-    """
-    return _run("mnist_mlp", config or MnistMlpConfig(), init_params, plan, progress)
+run_logreg = runner("mnist_logreg", "torch")
+run_mlp = runner("mnist_mlp", "torch")

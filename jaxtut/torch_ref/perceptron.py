@@ -2,7 +2,8 @@
 
 Each keeps the source's shape: a ``Net(nn.Module)`` (``fc1``, or ``fc1`` and ``fc2``), a
 criterion, ``optim.SGD`` with momentum, and the loop ``zero_grad``, forward, criterion,
-``backward``, ``step`` over the six pairs for 100 epochs. What was broken or obsolete in the source,
+``backward``, ``step`` over the six pairs for 100 epochs (the classic loop every reference shares,
+:mod:`jaxtut.torch_ref.train`). What was broken or obsolete in the source,
 and what else differs:
 
 * ``loss.data[0]`` indexes a 0-d tensor in modern PyTorch (``IndexError``); the loss is read with
@@ -29,24 +30,10 @@ and what else differs:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import numpy as np
 import torch
-from torch import nn, optim
+from torch import nn
 
-from jaxtut.configs import Mlp1101Config, PerceptronConfig
-from jaxtut.data.batching import BatchPlan
-from jaxtut.result import RunResult
-from jaxtut.torch_ref._common import (
-    Stopwatch,
-    build_model,
-    make_result,
-    state_dict_numpy,
-    tensor,
-    torch_runtime,
-)
-from jaxtut.tutorial_data import tutorial_data
+from jaxtut.tutorial_data import runner
 
 
 class Net(nn.Module):
@@ -77,72 +64,32 @@ MODELS = {"perceptron": Net, "mlp_1_10_1": MLPNet}
 CRITERIA = {"perceptron": criterion, "mlp_1_10_1": nn.MSELoss()}
 
 
-def _metrics(tutorial: str, net: nn.Module, loss_fn, x, y, config, device) -> dict[str, float]:
-    """Final metrics, as the JAX side defines them; ``x``, ``y`` are the six training pairs."""
-
-    def predict(value: float) -> float:
-        return net(tensor(np.full((1, 1), value), config, device=device)).item()
-
-    with torch.no_grad():
-        metrics = {"prediction": predict(1.0), "final_loss": loss_fn(net(x), y).item()}
-        if tutorial == "perceptron":
-            metrics |= {"weight": net.fc1.weight.item(), "bias": net.fc1.bias.item()}
-        else:
-            metrics["prediction_at_7"] = predict(7.0)
-    return metrics
+def _predict(net: nn.Module, value: float) -> float:
+    x = torch.full((1, 1), value, dtype=net.fc1.weight.dtype, device=net.fc1.weight.device)
+    return net(x).item()
 
 
-def _run(tutorial: str, config, init_params, plan: BatchPlan | None) -> RunResult:
-    data = tutorial_data(config)
-    plan = data.plan if plan is None else plan
-    with torch_runtime(config) as device:
-        x_train, y_train = (tensor(a, config, device=device) for a in data.train)  # (6, 1) each
-        net = build_model(MODELS[tutorial], config, init_params, device)
-        loss_fn = CRITERIA[tutorial]
-        optimizer = optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum)
-
-        losses = []
-        clock = Stopwatch(device)
-        for epoch in range(plan.epochs):
-            for idx in plan.batches(epoch):
-                idx = torch.from_numpy(idx).to(device)
-                x, y = x_train[idx], y_train[idx]  # (1, 1) each: one sample
-                optimizer.zero_grad()
-                outputs = net(x)
-                loss = loss_fn(outputs, y)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-        seconds = clock.stop()
-        metrics = _metrics(tutorial, net, loss_fn, x_train, y_train, config, device)
-    steps = plan.steps_per_epoch
-    return make_result(
-        tutorial,
-        config,
-        losses=losses,
-        epoch_metrics={"loss": np.asarray(losses).reshape(plan.epochs, steps).mean(axis=1)},
-        metrics=metrics,
-        params=state_dict_numpy(net),
-        wall_time_s=seconds,
-        device=device,
-    )
+def perceptron_metrics(net: nn.Module, train) -> dict[str, float]:
+    """Final metrics, as the JAX side defines them; ``train`` is the six training pairs."""
+    x, y = train
+    return {
+        "weight": net.fc1.weight.item(),
+        "bias": net.fc1.bias.item(),
+        "prediction": _predict(net, 1.0),
+        "final_loss": criterion(net(x), y).item(),
+    }
 
 
-def run_perceptron(
-    config: PerceptronConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains the ``perceptron`` reference; ``plan`` overrides the shared sample order."""
-    return _run("perceptron", config or PerceptronConfig(), init_params, plan)
+def mlp_metrics(net: nn.Module, train) -> dict[str, float]:
+    """Final metrics, as the JAX side defines them; ``train`` is the six training pairs."""
+    x, y = train
+    return {
+        "prediction": _predict(net, 1.0),
+        "prediction_at_7": _predict(net, 7.0),
+        "final_loss": CRITERIA["mlp_1_10_1"](net(x), y).item(),
+    }
 
 
-def run_mlp(
-    config: Mlp1101Config | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains the ``mlp_1_10_1`` reference; ``plan`` overrides the shared sample order."""
-    return _run("mlp_1_10_1", config or Mlp1101Config(), init_params, plan)
+EVALUATE = {"perceptron": perceptron_metrics, "mlp_1_10_1": mlp_metrics}
+run_perceptron = runner("perceptron", "torch")
+run_mlp = runner("mlp_1_10_1", "torch")

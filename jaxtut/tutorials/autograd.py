@@ -38,10 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxtut.compiled import compile_once, count_trace, timed_call, to_numpy
 from jaxtut.configs import AutogradConfig
 from jaxtut.result import RunResult
 from jaxtut.runtime import jax_runtime, versions
-from jaxtut.train import compile_once, count_trace, timed_call, to_numpy
 
 
 @jax.custom_jvp

@@ -55,11 +55,11 @@ from flax import nnx
 
 from jaxtut import nn
 from jaxtut.configs import LinregLinearConfig, LinregMakeRegressionConfig, LinregScratchConfig
-from jaxtut.data.batching import BatchPlan
+from jaxtut.experiment import Experiment, Trainer
 from jaxtut.result import RunResult
 from jaxtut.runtime import np_dtype, versions
-from jaxtut.train import Trainer, masked_mean, run_training
-from jaxtut.tutorial_data import tutorial_data
+from jaxtut.train import masked_mean
+from jaxtut.tutorial_data import catalogue_experiment, reference, runner, tutorial_data
 
 # --- linreg_scratch: one bare weight ----------------------------------------------------------
 
@@ -163,79 +163,62 @@ def fitted_line(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> dict[str
     return {"x": xs, "prediction": xs * weight + bias}
 
 
-def run_scratch(
-    config: LinregScratchConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains ``linreg_scratch`` with ``jax.grad`` of the mean squared error.
+def _with_test_input(data):
+    return {"train": data.train, "x_test": data.eval[0]}
 
-    Args:
-      config: the run's options (defaults: lr 0.01, 100 epochs, float32, seed 0).
-      init_params: ``{"w": (1,)}`` to start from (e.g. the torch reference's draw); ``None`` draws
-        ``w`` from ``N(0, 1)`` with ``jax.random.key(config.seed)``.
-      plan: optional batch plan; ``None`` is the tutorial's full batch.
+
+def scratch_experiment(config: LinregScratchConfig | None = None) -> Experiment:
+    """``linreg_scratch``: ``jax.grad`` of the mean squared error of ``w * x``.
+
+    Its JAX initialisation draws ``w`` from ``N(0, 1)``, like the source's ``torch.randn(1)``.
+    The torch reference updates the weight by hand, so its torch side names its own loop
+    (:func:`jaxtut.torch_ref.linreg.scratch_loop`).
     """
-    config = config or LinregScratchConfig()
-    data = tutorial_data(config)
-    x_test, _ = data.eval
-    return run_training(
+    return catalogue_experiment(
         TRAINERS["linreg_scratch"],
-        config,
-        data.train,
-        eval_data={"train": data.train, "x_test": x_test},
-        plan=data.plan if plan is None else plan,
-        init_params=init_params,
+        config or LinregScratchConfig(),
+        eval=_with_test_input,
+        torch=reference("linreg_scratch", "linreg", loop="scratch_loop"),
     )
 
 
-def run_linear(
-    config: LinregLinearConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains ``linreg_linear`` (``Linear(1, 1)`` on ``y = 2x``); see :func:`run_scratch`.
-
-    ``init_params`` uses the keys ``linear.weight`` ``(1, 1)`` and ``linear.bias`` ``(1,)``.
-    """
-    config = config or LinregLinearConfig()
-    data = tutorial_data(config)
-    x_test, _ = data.eval
-    return run_training(
+def linear_experiment(config: LinregLinearConfig | None = None) -> Experiment:
+    """``linreg_linear``: ``Linear(1, 1)`` on ``y = 2x`` (``linear.weight``, ``linear.bias``)."""
+    return catalogue_experiment(
         TRAINERS["linreg_linear"],
-        config,
-        data.train,
-        eval_data={"train": data.train, "x_test": x_test},
-        plan=data.plan if plan is None else plan,
-        init_params=init_params,
+        config or LinregLinearConfig(),
+        eval=_with_test_input,
+        torch=reference("linreg_linear", "linreg"),
     )
 
 
-def run_make_regression(
-    config: LinregMakeRegressionConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains ``linreg_make_regression``; ``extras["line"]`` holds the fitted line to plot."""
+def make_regression_experiment(config: LinregMakeRegressionConfig | None = None) -> Experiment:
+    """``linreg_make_regression``; every result carries ``extras["line"]`` to plot."""
     config = config or LinregMakeRegressionConfig()
-    data = tutorial_data(config)
-    x, _ = data.train
-
-    def line(final) -> dict[str, Any]:
-        return {"line": fitted_line(x, final["linear"]["kernel"], final["linear"]["bias"])}
-
-    return run_training(
+    experiment = catalogue_experiment(
         TRAINERS["linreg_make_regression"],
         config,
-        data.train,
-        eval_data=data.train,
-        plan=data.plan if plan is None else plan,
-        init_params=init_params,
-        extras=line,
+        eval=lambda data: data.train,
+        torch=reference("linreg_make_regression", "linreg"),
     )
+    x = experiment.train[0]
+
+    def finish(result):  # the fitted line over the sorted training inputs, for plotting
+        params = result.params
+        result.extras["line"] = fitted_line(x, params["linear.weight"], params["linear.bias"])
+        return result
+
+    return experiment.replace(finish=finish)
+
+
+EXPERIMENTS = {
+    "linreg_scratch": scratch_experiment,
+    "linreg_linear": linear_experiment,
+    "linreg_make_regression": make_regression_experiment,
+}
+run_scratch = runner("linreg_scratch", "jax")
+run_linear = runner("linreg_linear", "jax")
+run_make_regression = runner("linreg_make_regression", "jax")
 
 
 # --- linreg_scratch in NumPy, as the source writes it -----------------------------------------

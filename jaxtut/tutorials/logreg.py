@@ -20,14 +20,13 @@ about 17 already gives exactly 1).
 Example:
   >>> from jaxtut.configs import LogregBreastCancerConfig
   >>> from jaxtut.tutorials import logreg
-  >>> result = logreg.run(LogregBreastCancerConfig())  # doctest: +SKIP
+  >>> from jaxtut.train import train
+  >>> result = train(logreg.experiment(LogregBreastCancerConfig()))  # doctest: +SKIP
   >>> round(result.metrics["test_accuracy"], 3)  # doctest: +SKIP
   0.947
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -36,10 +35,9 @@ from flax import nnx
 
 from jaxtut import nn
 from jaxtut.configs import LogregBreastCancerConfig
-from jaxtut.data.batching import BatchPlan
+from jaxtut.experiment import Experiment, Trainer
 from jaxtut.result import RunResult
-from jaxtut.train import Trainer, run_training
-from jaxtut.tutorial_data import tutorial_data
+from jaxtut.tutorial_data import catalogue_experiment, reference, runner
 
 N_FEATURES = 30
 
@@ -183,33 +181,36 @@ def training_log(
     ]
 
 
-def run(
-    config: LogregBreastCancerConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains ``logreg_breast_cancer``; see :func:`jaxtut.train.run_training` for the arguments.
+def experiment(config: LogregBreastCancerConfig | None = None) -> Experiment:
+    """``logreg_breast_cancer`` as an :class:`~jaxtut.experiment.Experiment`.
 
-    Returns:
-      A :class:`RunResult` with ``metrics`` ``test_accuracy`` (after the last epoch) and
-      ``final_loss`` (training BCE at the final parameters), ``epoch_metrics["test_accuracy"]``
-      after every epoch, and ``extras["log"]`` (see :func:`training_log`).
+    Every result has ``metrics`` ``test_accuracy`` (after the last epoch) and ``final_loss``
+    (training BCE at the final parameters), ``epoch_metrics["test_accuracy"]`` after every epoch,
+    and ``extras["log"]`` (see :func:`training_log`).
     """
     config = config or LogregBreastCancerConfig()
-    data = tutorial_data(config)
-    n_test = len(data.eval[1])
-    result = run_training(
+    base = catalogue_experiment(
         TRAINERS["logreg_breast_cancer"],
         config,
-        data.train,
-        eval_data={"train": data.train, "test": data.eval},
-        plan=data.plan if plan is None else plan,
-        init_params=init_params,
+        eval=lambda data: {"train": data.train, "test": data.eval},
+        torch=reference("logreg_breast_cancer", "logreg"),
     )
-    # Counts -> fractions on the host, in double precision like the reference's Python division.
-    accuracy = np.rint(result.epoch_metrics.pop("test_correct")) / n_test
-    result.epoch_metrics["test_accuracy"] = accuracy
-    result.metrics["test_accuracy"] = float(np.rint(result.metrics.pop("test_correct")) / n_test)
-    result.extras["log"] = training_log(result.epoch_metrics["loss"], accuracy, config.eval_every)
-    return result
+    n_test = len(base.eval["test"][1])
+
+    def finish(result: RunResult) -> RunResult:
+        # Counts -> fractions on the host, in double precision like the reference's division.
+        accuracy = np.rint(result.epoch_metrics.pop("test_correct")) / n_test
+        result.epoch_metrics["test_accuracy"] = accuracy
+        result.metrics["test_accuracy"] = float(
+            np.rint(result.metrics.pop("test_correct")) / n_test
+        )
+        result.extras["log"] = training_log(
+            result.epoch_metrics["loss"], accuracy, config.eval_every
+        )
+        return result
+
+    return base.replace(finish=finish)
+
+
+EXPERIMENTS = {"logreg_breast_cancer": experiment}
+run = runner("logreg_breast_cancer", "jax")

@@ -13,25 +13,23 @@ PyTorch reference consumes too. 60000 = 937 * 64 + 32, so the MLP's last batch i
 
 Example:
   >>> from jaxtut.configs import MnistMlpConfig
+  >>> from jaxtut.train import train
   >>> from jaxtut.tutorials import mnist
-  >>> result = mnist.run_mlp(MnistMlpConfig(epochs=1))  # doctest: +SKIP
+  >>> result = train(mnist.mlp_experiment(MnistMlpConfig(epochs=1)))  # doctest: +SKIP
   >>> result.metrics["test_accuracy"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from jaxtut import nn
 from jaxtut.configs import MnistLogregConfig, MnistMlpConfig
-from jaxtut.result import RunResult
-from jaxtut.train import Trainer, masked_mean, run_training
-from jaxtut.tutorial_data import tutorial_data
+from jaxtut.experiment import Experiment, Trainer
+from jaxtut.train import masked_mean
+from jaxtut.tutorial_data import catalogue_experiment, reference, runner
 
 
 class LogReg(nnx.Module):
@@ -107,42 +105,20 @@ MLP_TRAINER = Trainer(
 )
 
 
-def _run(trainer, config, init_params, plan, progress) -> RunResult:
-    data = tutorial_data(config)
-    x_train, y_train = data.train
-    x_test, y_test = data.eval
-    # Labels are int64 for PyTorch's losses; int32 is JAX's native index type.
-    return run_training(
-        trainer,
-        config,
-        (x_train, y_train.astype(np.int32)),
-        eval_data=(x_test, y_test.astype(np.int32)),
-        plan=data.plan if plan is None else plan,
-        init_params=init_params,
-        progress=progress,
+def logreg_experiment(config: MnistLogregConfig | None = None) -> Experiment:
+    """``mnist_logreg`` as an :class:`~jaxtut.experiment.Experiment` (data, plan, optimizer)."""
+    return catalogue_experiment(
+        LOGREG, config or MnistLogregConfig(), torch=reference("mnist_logreg", "mnist")
     )
 
 
-def run_logreg(
-    config: MnistLogregConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan=None,
-    progress=None,
-) -> RunResult:
-    """Trains ``mnist_logreg``; see :func:`jaxtut.train.run_training` for the arguments."""
-    return _run(LOGREG, config or MnistLogregConfig(), init_params, plan, progress)
+def mlp_experiment(config: MnistMlpConfig | None = None) -> Experiment:
+    """``mnist_mlp`` as an :class:`~jaxtut.experiment.Experiment` (data, plan, optimizer)."""
+    return catalogue_experiment(
+        MLP_TRAINER, config or MnistMlpConfig(), torch=reference("mnist_mlp", "mnist")
+    )
 
 
-def run_mlp(
-    config: MnistMlpConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan=None,
-    progress=None,
-) -> RunResult:
-    """Trains ``mnist_mlp``; see :func:`jaxtut.train.run_training` for the arguments."""
-    return _run(MLP_TRAINER, config or MnistMlpConfig(), init_params, plan, progress)
-
-
-TRAINERS = {"mnist_logreg": LOGREG, "mnist_mlp": MLP_TRAINER}
+EXPERIMENTS = {"mnist_logreg": logreg_experiment, "mnist_mlp": mlp_experiment}
+run_logreg = runner("mnist_logreg", "jax")
+run_mlp = runner("mnist_mlp", "jax")

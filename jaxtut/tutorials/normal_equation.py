@@ -38,10 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxtut import runtime
+from jaxtut.compiled import compile_once, count_trace, timed_call, to_numpy
 from jaxtut.configs import NormalEquationConfig
 from jaxtut.result import RunResult
 from jaxtut.runtime import jax_runtime, np_dtype
-from jaxtut.train import compile_once, count_trace, timed_call, to_numpy
 
 METHODS = ("inverse", "solve", "lstsq")
 HIGHEST = jax.lax.Precision.HIGHEST

@@ -10,7 +10,7 @@ in the table's order, for 100 epochs (600 steps):
   ``SGD(lr=0.01, momentum=0.01)``.
 
 Momentum is PyTorch's: a buffer ``b <- momentum * b + g`` that starts at the first gradient, and
-``p <- p - lr * b``; :func:`jaxtut.train.sgd` explains why ``optax.sgd``'s trace is the same
+``p <- p - lr * b``; :class:`jaxtut.experiment.SGD` explains why ``optax.sgd``'s trace is the same
 update. The training schedule is :func:`jaxtut.data.sequential_batches` with one sample per step,
 which the PyTorch reference reads too, and the whole run is one compiled program.
 
@@ -38,26 +38,23 @@ inputs up to 6.
 
 Example:
   >>> from jaxtut.tutorials import perceptron
-  >>> result = perceptron.run_perceptron()  # doctest: +SKIP
+  >>> from jaxtut.train import train
+  >>> result = train(perceptron.perceptron_experiment())  # doctest: +SKIP
   >>> round(result.metrics["weight"], 2)  # doctest: +SKIP
   3.0
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from jaxtut import nn
 from jaxtut.configs import Mlp1101Config, PerceptronConfig
-from jaxtut.data.batching import BatchPlan
-from jaxtut.result import RunResult
-from jaxtut.train import Trainer, masked_mean, run_training
-from jaxtut.tutorial_data import tutorial_data
+from jaxtut.experiment import Experiment, Trainer
+from jaxtut.train import masked_mean
+from jaxtut.tutorial_data import catalogue_experiment, reference, runner
 
 
 class Perceptron(nnx.Module):
@@ -146,43 +143,28 @@ MLP_TRAINER = Trainer(
 TRAINERS = {"perceptron": PERCEPTRON, "mlp_1_10_1": MLP_TRAINER}
 
 
-def _run(trainer: Trainer, config, init_params, plan: BatchPlan | None) -> RunResult:
-    data = tutorial_data(config)
-    return run_training(
-        trainer,
-        config,
-        data.train,
-        eval_data=data.train,  # the final metrics are measured on the six training pairs
-        plan=data.plan if plan is None else plan,
-        init_params=init_params,
+def perceptron_experiment(config: PerceptronConfig | None = None) -> Experiment:
+    """``perceptron``; its final metrics (``weight``, ``bias``, ``prediction`` at ``x = 1``,
+    ``final_loss``) are measured on the six training pairs."""
+    return catalogue_experiment(
+        PERCEPTRON,
+        config or PerceptronConfig(),
+        eval=lambda data: data.train,
+        torch=reference("perceptron", "perceptron"),
     )
 
 
-def run_perceptron(
-    config: PerceptronConfig | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains ``perceptron``; see :func:`jaxtut.train.run_training` for the arguments.
-
-    Returns:
-      A :class:`RunResult` whose metrics are ``weight``, ``bias``, ``prediction`` (at ``x = 1``)
-      and ``final_loss``.
-    """
-    return _run(PERCEPTRON, config or PerceptronConfig(), init_params, plan)
+def mlp_experiment(config: Mlp1101Config | None = None) -> Experiment:
+    """``mlp_1_10_1``; final metrics ``prediction`` (at ``x = 1``), ``prediction_at_7`` and
+    ``final_loss``, measured on the six training pairs."""
+    return catalogue_experiment(
+        MLP_TRAINER,
+        config or Mlp1101Config(),
+        eval=lambda data: data.train,
+        torch=reference("mlp_1_10_1", "perceptron"),
+    )
 
 
-def run_mlp(
-    config: Mlp1101Config | None = None,
-    init_params: Mapping[str, np.ndarray] | None = None,
-    *,
-    plan: BatchPlan | None = None,
-) -> RunResult:
-    """Trains ``mlp_1_10_1``; see :func:`jaxtut.train.run_training` for the arguments.
-
-    Returns:
-      A :class:`RunResult` whose metrics are ``prediction`` (at ``x = 1``), ``prediction_at_7`` and
-      ``final_loss``.
-    """
-    return _run(MLP_TRAINER, config or Mlp1101Config(), init_params, plan)
+EXPERIMENTS = {"perceptron": perceptron_experiment, "mlp_1_10_1": mlp_experiment}
+run_perceptron = runner("perceptron", "jax")
+run_mlp = runner("mlp_1_10_1", "jax")

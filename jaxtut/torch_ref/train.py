@@ -1,0 +1,121 @@
+"""The PyTorch side of an :class:`~jaxtut.experiment.Experiment`: the classic training loop.
+
+``zero_grad``, forward, criterion, ``backward``, ``step``, and ``loss.item()`` collected every
+step, over the batches of the experiment's :class:`~jaxtut.data.BatchPlan` (the real, unpadded
+indices of every step, in the order JAX reads them), on tensors built once from the experiment's
+arrays. The optimizer is built from the experiment's optimizer spec (``spec.to_torch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from jaxtut.experiment import Experiment
+from jaxtut.result import RunResult
+from jaxtut.torch_ref._common import (
+    Stopwatch,
+    load_state_dict,
+    make_result,
+    state_dict_numpy,
+    torch_dtype,
+    torch_runtime,
+)
+
+
+def build(experiment: Experiment, init_params: Mapping[str, np.ndarray] | None, device):
+    """Seeds torch with the experiment's seed, builds the model and casts it to the run's dtype.
+
+    Initialising in float32 and then casting means a float64 run starts from the very values a
+    float32 run does (float32 -> float64 is exact). ``init_params`` (a NumPy ``state_dict``)
+    replaces the drawn parameters.
+    """
+    torch.manual_seed(experiment.seed)
+    model = experiment.torch.model().to(device=device, dtype=torch_dtype(experiment.dtype))
+    if init_params is not None:
+        load_state_dict(model, init_params)
+    return model
+
+
+def initial_state_dict(experiment: Experiment) -> dict[str, np.ndarray]:
+    """The parameters the torch side starts from for ``experiment.seed``, as NumPy arrays."""
+    return state_dict_numpy(build(experiment, None, torch.device("cpu")))
+
+
+def tensors(tree: Any, dtype: str, device) -> Any:
+    """NumPy arrays (a tuple, list or dict of them) as tensors: floats in ``dtype``, ints int64."""
+    if tree is None:
+        return None
+    if isinstance(tree, Mapping):
+        return {k: tensors(v, dtype, device) for k, v in tree.items()}
+    if isinstance(tree, tuple | list):
+        return type(tree)(tensors(v, dtype, device) for v in tree)
+    t = torch.from_numpy(np.ascontiguousarray(tree))
+    t = t.to(torch_dtype(dtype)) if t.is_floating_point() else t.long()
+    return t.to(device)
+
+
+def train(
+    experiment: Experiment,
+    *,
+    init_params: Mapping[str, np.ndarray] | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> RunResult:
+    """Trains ``experiment``'s torch side; returns a :class:`RunResult` like the JAX side's.
+
+    Args:
+      experiment: the experiment (its ``torch`` side must be set).
+      init_params: initial parameters as a NumPy ``state_dict``; ``None`` keeps torch's default
+        initialisation under ``torch.manual_seed(experiment.seed)``.
+      progress: optional ``(epochs done, epochs, mean loss of the epoch) -> None``.
+    """
+    side = experiment.torch
+    plan = experiment.plan
+    with torch_runtime(experiment) as device:
+        x_train, y_train = tensors(experiment.train, experiment.dtype, device)
+        eval_data = tensors(experiment.eval, experiment.dtype, device)
+        model = build(experiment, init_params, device)
+        criterion = side.criterion()
+        optimizer = experiment.optimizer.to_torch(model.parameters())
+        losses, per_epoch = [], {}
+        steps = experiment.steps_per_epoch
+        clock = Stopwatch(device)
+        for epoch in range(experiment.epochs):
+            batches = [None] if plan is None else plan.batches(epoch)
+            for idx in batches:
+                if idx is None:
+                    inputs, targets = x_train, y_train
+                else:
+                    idx = torch.from_numpy(idx).to(device)
+                    inputs, targets = x_train[idx], y_train[idx]
+                optimizer.zero_grad()
+                loss = criterion(model(inputs), targets)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            if side.epoch_eval is not None:
+                with torch.no_grad():
+                    for k, v in side.epoch_eval(model, eval_data).items():
+                        per_epoch.setdefault(k, []).append(float(v))
+            if progress is not None:
+                progress(epoch + 1, experiment.epochs, float(np.mean(losses[-steps:])))
+        metrics = {}
+        if side.evaluate is not None:
+            with torch.no_grad():
+                metrics = {k: float(v) for k, v in side.evaluate(model, eval_data).items()}
+        seconds = clock.stop()
+    epoch_losses = np.asarray(losses).reshape(experiment.epochs, steps).mean(axis=1)
+    result = make_result(
+        experiment.name,
+        experiment,
+        losses=losses,
+        epoch_metrics={"loss": epoch_losses, **per_epoch},
+        metrics=metrics,
+        params=state_dict_numpy(model),
+        wall_time_s=seconds,
+        device=device,
+    )
+    return result if experiment.finish is None else experiment.finish(result)
