@@ -11,8 +11,67 @@ import dataclasses
 import math
 from typing import Any, Self
 
+import numpy as np
+
 from jaxtut.errors import ConfigError
-from jaxtut.runtime import DEVICES, DTYPES
+from jaxtut.runtime import DEVICES, DTYPES, check_seed
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _check_types(config: Config) -> None:
+    """Checks every field against its annotation and normalises NumPy scalars to Python ones.
+
+    Annotations are read as strings (this module uses postponed evaluation); ``int``, ``float``,
+    ``bool`` and ``str``, each optionally ``| None``, are checked. A field of any other type is
+    left to its class's own checks, so new configs with richer fields still construct.
+    """
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        kinds = {k.strip() for k in str(field.type).split("|")}
+        if "None" in kinds and value is None:
+            continue
+        kinds.discard("None")
+        if kinds == {"int"}:
+            ok, normal, expected = _is_int(value), int, "an integer"
+        elif kinds == {"float"}:
+            ok, normal, expected = _is_real(value), float, "a number"
+        elif kinds == {"bool"}:
+            ok, normal, expected = isinstance(value, bool | np.bool_), bool, "True or False"
+        elif kinds == {"str"}:
+            ok, normal, expected = isinstance(value, str), str, "a string"
+        else:
+            continue
+        if not ok:
+            none = " or None" if "None" in str(field.type) else ""
+            raise ConfigError(
+                f"{type(config).__name__}.{field.name} must be {expected}{none}, got {value!r}"
+            )
+        if normal is float and not math.isfinite(float(value)):
+            raise ConfigError(f"{type(config).__name__}.{field.name} must be finite, got {value!r}")
+        # Frozen dataclass: NumPy scalars become Python ones so that configs compare, hash and
+        # serialise to JSON the same way whichever kind of number they were given.
+        object.__setattr__(config, field.name, normal(value))
+
+
+def _check_in_dtype(config: Config, name: str, value: float) -> None:
+    """Refuses a nonzero value that the run's dtype turns into 0 or infinity."""
+    with np.errstate(over="ignore", under="ignore"):  # the outcome is checked, not warned
+        cast = np.asarray(value, dtype=config.dtype)
+    if value != 0 and not (np.isfinite(cast) and cast != 0):
+        what = "overflows to infinity" if not np.isfinite(cast) else "underflows to 0"
+        raise ConfigError(
+            f"{name} {value!r} {what} in {config.dtype}, so the run would "
+            f"{'diverge at once' if what.startswith('over') else 'train nothing'}; "
+            f"use a value representable in {config.dtype}"
+            + (" or dtype float64" if config.dtype == "float32" else "")
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -34,11 +93,15 @@ class Config:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed)
+        _check_types(self)
 
     def replace(self, **changes: Any) -> Self:
-        """A copy with ``changes`` applied (``None`` values are ignored), validated."""
+        """A copy with ``changes`` applied (``None`` values are ignored), validated.
+
+        Raises:
+          ConfigError: an unknown option, or a value the config refuses.
+        """
         changes = {k: v for k, v in changes.items() if v is not None}
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
@@ -71,15 +134,15 @@ class TrainConfig(Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.epochs, int) or self.epochs < 1:
+        if self.epochs < 1:
             raise ConfigError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+        if not self.lr > 0:
             raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
+        _check_in_dtype(self, "lr", self.lr)
         if not (0 <= self.momentum < 1):
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.batch_size is not None and (
-            not isinstance(self.batch_size, int) or self.batch_size < 1
-        ):
+        _check_in_dtype(self, "momentum", self.momentum)
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
 
 
@@ -100,6 +163,14 @@ class AutogradConfig(Config):
     y_start: float = 3.0
     target: float = 5.0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
+        _check_in_dtype(self, "lr", self.lr)
+        if self.steps < 1:
+            raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class NormalEquationConfig(Config):
@@ -107,6 +178,14 @@ class NormalEquationConfig(Config):
 
     n_samples: int = 10
     n_features: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_features < 1 or self.n_samples < self.n_features:
+            raise ConfigError(
+                "normal_equation needs n_features >= 1 and n_samples >= n_features (else X^T X "
+                f"is singular), got n_samples={self.n_samples}, n_features={self.n_features}"
+            )
 
 
 # --- Training tutorials -------------------------------------------------------------------------
@@ -164,7 +243,7 @@ class LogregBreastCancerConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.eval_every, int) or self.eval_every < 1:
+        if self.eval_every < 1:
             raise ConfigError(f"eval_every must be a positive integer, got {self.eval_every!r}")
 
 
@@ -186,3 +265,43 @@ class MnistMlpConfig(TrainConfig):
     lr: float = 0.003
     batch_size: int | None = 64
     data_dir: str | None = None
+
+
+# --- Checking the arguments of a run ------------------------------------------------------------
+
+FRAMEWORKS = ("jax", "torch", "numpy")
+
+
+def check_run(tutorial: Any, framework: object, config: object, **kwargs: Any) -> None:
+    """Checks the arguments of ``Tutorial.run`` as strictly as the CLI checks its options.
+
+    Args:
+      tutorial: the :class:`jaxtut.registry.Tutorial` about to run.
+      framework: must be one of :data:`FRAMEWORKS`.
+      config: ``None`` (the tutorial's defaults) or an instance of the tutorial's own config
+        class; a config of another tutorial would run with the wrong hyperparameters, and a dict
+        would fail deep inside the run.
+      **kwargs: the run function's keyword arguments; ``init_params`` must be a mapping of
+        finite floating-point arrays.
+
+    Raises:
+      ConfigError: any of the above does not hold.
+    """
+    if not isinstance(framework, str) or framework not in FRAMEWORKS:
+        raise ConfigError(
+            f"framework must be one of {', '.join(map(repr, FRAMEWORKS))}, got {framework!r}"
+        )
+    expected = tutorial.config
+    if config is not None and not isinstance(config, expected):
+        got = type(config).__name__ if isinstance(config, Config) else repr(config)
+        if len(got) > 80:
+            got = got[:77] + "..."
+        raise ConfigError(
+            f"{tutorial.id} takes a {expected.__name__} (e.g. registry.get({tutorial.id!r})"
+            f".default_config(**overrides)), got {got}"
+        )
+    init = kwargs.get("init_params")
+    if init is not None:
+        from jaxtut.checkpoint import check_state_dict
+
+        check_state_dict(init)  # names and shapes are checked by each side against its model

@@ -29,6 +29,22 @@ class DeviceError(JaxtutError):
     """The requested device (e.g. ``gpu``) is not available."""
 
 
+class OutputError(JaxtutError):
+    """An output path cannot be written, is not a regular file, or is named twice."""
+
+
+class BudgetError(ConfigError):
+    """The requested work or memory exceeds a stated limit (checked before any work starts)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM.
+
+    A subclass of :class:`KeyboardInterrupt` so that every cleanup written for Ctrl-C (temporary
+    files removed, no partial output) runs for SIGTERM too; the CLI exits 143 instead of 130.
+    """
+
+
 class UnknownTutorialError(JaxtutError, KeyError):
     """No tutorial is registered under the given id."""
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import io
 import os
 import socket
 import zlib
@@ -71,6 +72,9 @@ _FILES = (
 
 _FIX = f"set {ENV_VAR} to a folder with the four MNIST IDX files, or pass --data-dir"
 _GZIP_MAGIC = b"\x1f\x8b"
+# The largest MNIST file (train-images) is 47,040,016 bytes; a cap well above it bounds the memory
+# a corrupt or hostile .gz can claim while still reading any file of MNIST's layout.
+MAX_DECOMPRESSED_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -173,13 +177,22 @@ def _read_bytes(path: Path) -> bytes:
     if path.suffix != ".gz" and not raw.startswith(_GZIP_MAGIC):
         return raw
     try:
-        return gzip.decompress(raw)
+        # Read at most one byte past the cap, so a gzip bomb (a few KB that inflate to GBs)
+        # is stopped after MAX_DECOMPRESSED_BYTES instead of exhausting memory.
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            data = stream.read(MAX_DECOMPRESSED_BYTES + 1)
     # EOFError: truncated stream; BadGzipFile (an OSError): bad header; zlib.error: bad data.
     except (EOFError, OSError, zlib.error) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
             f"{path}: not a valid gzip file ({reason}); it is truncated or corrupt, replace it"
         ) from None
+    if len(data) > MAX_DECOMPRESSED_BYTES:
+        raise DataError(
+            f"{path}: decompresses to more than {MAX_DECOMPRESSED_BYTES // 2**20} MiB, far more "
+            "than any MNIST file; it is not an MNIST file, replace it"
+        )
+    return data
 
 
 def read_idx_file(
