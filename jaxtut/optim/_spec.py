@@ -187,7 +187,9 @@ class OptimizerSpec:
         """Everything that changes the compiled update program, and nothing else.
 
         Two specs with equal keys build transformations whose ``update`` traces to the same
-        program; only the values in their states differ.
+        program; only the values in their states differ. As in torch's kernels, a zero
+        ``weight_decay`` / ``momentum`` / ``dampening`` skips its operation, so going from zero to
+        non-zero is a structure change; any non-zero value to another is not.
         """
         statics = tuple(self._static(hp, opts) for hp, opts in self._group_settings())
         selects = tuple(g.select for g in self.groups)
