@@ -5,6 +5,9 @@
     import jaxtut
     jaxtut.list_tutorials()
     result = jaxtut.get("mnist_mlp").run("jax")
+
+and check your own model's JAX port against its torch original with :func:`jaxtut.compare`
+(docs/compare.md).
 """
 
 from jaxtut.errors import JaxtutError
@@ -19,4 +22,22 @@ def list_tutorials() -> list[str]:
     return list(ids())
 
 
-__all__ = ["TUTORIALS", "JaxtutError", "RunResult", "__version__", "get", "ids", "list_tutorials"]
+def __getattr__(name: str):
+    # jaxtut.compare imports JAX when first used, so that `import jaxtut` stays light.
+    if name == "compare":
+        from jaxtut.harness import compare
+
+        return compare
+    raise AttributeError(f"module 'jaxtut' has no attribute {name!r}")
+
+
+__all__ = [
+    "TUTORIALS",
+    "JaxtutError",
+    "RunResult",
+    "__version__",
+    "compare",
+    "get",
+    "ids",
+    "list_tutorials",
+]

@@ -1,0 +1,194 @@
+"""jaxtut.compare: a correct port passes; deliberately broken ports fail and name the culprit.
+
+The pair is small on purpose (a 6-8-8-1 network, 48 samples, batch 16, two epochs: 6 steps) so
+that every case runs in a few seconds; the example script (tests/test_examples_compare.py) runs a
+realistic one. Each broken port is one mistake a porter makes, and each test asserts the tier and
+the step or leaf that the verdict names.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+import jaxtut
+from jaxtut.errors import ConfigError
+from jaxtut.testing import assert_trains_the_same
+
+
+class TorchNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(6, 8)
+        self.fc2 = torch.nn.Linear(8, 8)
+        self.fc3 = torch.nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.fc3(torch.tanh(self.fc2(torch.tanh(self.fc1(x)))))
+
+
+class JaxNet(nnx.Module):
+    def __init__(self, *, rngs, activation=jnp.tanh, fc2_bias=True):
+        hi = jax.lax.Precision.HIGHEST
+        self.fc1 = nnx.Linear(6, 8, rngs=rngs, precision=hi)
+        self.fc2 = nnx.Linear(8, 8, rngs=rngs, precision=hi, use_bias=fc2_bias)
+        self.fc3 = nnx.Linear(8, 1, rngs=rngs, precision=hi)
+        self.activation = activation
+
+    def __call__(self, x):
+        return self.fc3(self.activation(self.fc2(self.activation(self.fc1(x)))))
+
+
+def apply(params, x):
+    """The same network as a pure function of a params dict (what convert hooks produce)."""
+    h = jnp.tanh(x @ params["fc1"]["kernel"] + params["fc1"]["bias"])
+    h = jnp.tanh(h @ params["fc2"]["kernel"] + params["fc2"]["bias"])
+    return h @ params["fc3"]["kernel"] + params["fc3"]["bias"]
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 6))
+    y = np.sin(x[:, :1] * 2.0) + 0.1 * x[:, 1:2]
+    return x, y
+
+
+def pair(lr=0.05, **kwargs):
+    torch.manual_seed(0)
+    model = TorchNet()
+    settings = dict(
+        loss=torch.nn.MSELoss(),
+        optimizer=torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9),
+        batch_size=16,
+        epochs=2,
+    )
+    settings.update(kwargs)
+    return model, settings
+
+
+def run(port, **kwargs):
+    model, settings = pair(**kwargs)
+    return jaxtut.compare(model, port, data(), **settings)
+
+
+def test_a_correct_port_passes_float64_to_1e10_with_its_twin_rejected():
+    report = run(JaxNet(rngs=nnx.Rngs(0)))
+    assert report.passed, report.verdict
+    by_name = {c.name: c for c in report.checks}
+    assert by_name["losses, every step"].measured < 1e-13  # measured ~1e-15; suite bound 1e-10
+    assert by_name["parameters after every step"].measured < 1e-12
+    assert by_name["sensitivity twin"].passed  # lr x 1.01 rejected on this very problem
+    assert report.verdict.startswith("PASS")
+
+
+def test_a_correct_port_passes_float32_under_the_suite_rules():
+    report = run(JaxNet(rngs=nnx.Rngs(0)), dtype="float32")
+    assert report.passed, report.verdict
+    tier3 = [c for c in report.checks if c.tier == 3 and c.tolerance is not None]
+    assert all(c.tolerance >= 1e-5 for c in tier3)  # stated 1e-5, or 4x torch's own spread
+
+
+def test_wrong_activation_fails_at_the_forward_pass():
+    report = run(JaxNet(rngs=nnx.Rngs(0), activation=jax.nn.relu))
+    assert not report.passed
+    assert "tier 1 forward output" in report.verdict
+    assert "step 0" in report.verdict
+
+
+def test_missing_bias_fails_structure_naming_the_leaf():
+    report = run(JaxNet(rngs=nnx.Rngs(0), fc2_bias=False))
+    assert not report.passed
+    assert "tier 0 structure" in report.verdict
+    assert "fc2.bias" in report.verdict
+
+
+def test_transposed_weight_fails_at_the_forward_pass():
+    def convert_forgetting_a_transpose(sd):
+        out = {
+            name: {"kernel": sd[f"{name}.weight"].T, "bias": sd[f"{name}.bias"]}
+            for name in ("fc1", "fc2", "fc3")
+        }
+        out["fc2"]["kernel"] = sd["fc2.weight"]  # (8, 8): the shapes agree, the maths does not
+        return out
+
+    report = run(apply, convert=convert_forgetting_a_transpose)
+    assert not report.passed
+    # The outputs differ from the shared start on: every later figure inherits the error.
+    assert "tier 1 forward output" in report.verdict
+    assert "step 0" in report.verdict
+
+
+def test_sum_instead_of_mean_in_the_loss_fails_at_the_first_loss():
+    report = run(JaxNet(rngs=nnx.Rngs(0)), jax_loss=lambda out, y: jnp.sum((out - y) ** 2))
+    assert not report.passed
+    assert "tier 1 loss" in report.verdict
+    assert "step 0" in report.verdict
+
+
+def test_learning_rate_off_by_one_percent_fails_at_the_first_update():
+    report = run(JaxNet(rngs=nnx.Rngs(0)), jax_optimizer=jaxtut_sgd(0.05 * 1.01, 0.9))
+    assert not report.passed
+    assert "tier 3 parameters after every step" in report.verdict
+    assert "first diverging step 0" in report.verdict  # the parameters after the first step
+    assert "fc" in report.verdict  # and the leaf
+
+
+def jaxtut_sgd(lr, momentum):
+    from jaxtut import optim
+
+    return optim.sgd(lr=lr, momentum=momentum)
+
+
+def test_report_files_are_written(tmp_path):
+    report = run(JaxNet(rngs=nnx.Rngs(0)))
+    paths = report.write(tmp_path / "pair")
+    assert sorted(p.suffix for p in paths) == [".json", ".md", ".png"]
+    assert "PASS" in (tmp_path / "pair.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"data": (np.full((4, 6), np.nan), np.zeros((4, 1)))}, "NaN"),
+        ({"loss": torch.nn.HuberLoss()}, "HuberLoss"),
+        ({"epochs": 0}, "epochs"),
+    ],
+)
+def test_bad_input_is_one_clear_error(change, fragment):
+    model, settings = pair()
+    pair_data = change.pop("data", data())
+    settings.update(change)
+    with pytest.raises(ConfigError, match=fragment):
+        jaxtut.compare(model, JaxNet(rngs=nnx.Rngs(0)), pair_data, **settings)
+
+
+def test_a_layer_jaxtut_cannot_map_without_a_hook_is_named():
+    class WithRNN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.GRU(6, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x[:, None, :])[0][:, 0, :1]
+
+    torch.manual_seed(0)
+    model = WithRNN()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ConfigError, match="rnn"):
+        jaxtut.compare(
+            model, apply, data(), loss=torch.nn.MSELoss(), optimizer=optimizer, params={}
+        )
+
+
+def test_pytest_helper_fails_with_the_verdict_only():
+    model, settings = pair()
+    with pytest.raises(pytest.fail.Exception, match="tier 1 forward output"):
+        assert_trains_the_same(
+            model, JaxNet(rngs=nnx.Rngs(0), activation=jax.nn.relu), data(), **settings
+        )
+    model, settings = pair()
+    assert assert_trains_the_same(model, JaxNet(rngs=nnx.Rngs(0)), data(), **settings).passed
