@@ -13,7 +13,7 @@ ifeq ($(origin JAXTUT_DATA_DIR), undefined)
   endif
 endif
 
-.PHONY: venv test lint demo format lock bench clean
+.PHONY: venv test lint demo format lock bench parity-report clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ format: $(STAMP)
 
 test: lint
 	$(PY) -m pytest tests parity_tests
+
+# Regenerate the committed parity report (reports/parity.{json,md}) from a full parity run.
+parity-report: $(STAMP)
+	JAXTUT_REPORT_DIR=reports $(PY) -m pytest parity_tests
 
 demo: $(STAMP)
 	$(PY) -m jaxtut tour

@@ -89,5 +89,3 @@ def timed_call(exe: Callable, *args: Any) -> tuple[Any, float]:
 def to_numpy(tree: Any) -> Any:
     """Copies a pytree of device arrays to host NumPy arrays."""
     return jax.tree.map(lambda x: np.asarray(x), tree)
-
-

@@ -22,6 +22,8 @@ from jaxtut.errors import ConfigError, DeviceError
 from jaxtut.runtime import jax_runtime
 
 DATA_AXIS = "data"
+
+
 @contextlib.contextmanager
 def runtime(dtype: str, device: str, mesh: Mesh | None) -> Iterator[jax.Device]:
     """:func:`jax_runtime` for one device; for a mesh, the same scopes on a device of this process.
@@ -126,5 +128,3 @@ def _process_block(x: np.ndarray, sharding: NamedSharding) -> np.ndarray:
             raise ValueError(f"this process's devices hold a non-contiguous block of axis {axis}")
         index.append(slice(lo, hi))
     return x[tuple(index)]
-
-

@@ -1,8 +1,10 @@
 """Shared machinery of the parity suite: cached runs, the ``record`` fixture and the report.
 
 Set ``JAXTUT_PARITY_DEVICE=gpu`` to run both frameworks on CUDA (matmul precision pinned to the
-highest on both), ``JAXTUT_REPORT_DIR`` to write the report somewhere other than ``reports/``, and
-``JAXTUT_PARITY_PLOTS=0`` to skip the loss-curve figures.
+highest on both), ``JAXTUT_REPORT_DIR`` to write the report (JSON, Markdown and loss-curve
+figures) into that folder, and ``JAXTUT_PARITY_PLOTS=0`` to skip the figures. Without
+``JAXTUT_REPORT_DIR`` nothing is written: a test run never rewrites the committed report, which
+``make parity-report`` regenerates on purpose.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from jaxtut.runtime import versions
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = os.environ.get("JAXTUT_PARITY_DEVICE", "cpu")
-REPORT_DIR = Path(os.environ.get("JAXTUT_REPORT_DIR", ROOT / "reports"))
+REPORT_DIR = Path(os.environ["JAXTUT_REPORT_DIR"]) if os.environ.get("JAXTUT_REPORT_DIR") else None
 REPORT_STEM = "parity" if DEVICE == "cpu" else f"parity-{DEVICE}"
 
 _RECORDS: list[ParityRecord] = []
@@ -101,7 +103,7 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if not _RECORDS:
+    if not _RECORDS or REPORT_DIR is None:
         return
     write_parity_report(
         _RECORDS,

@@ -80,8 +80,17 @@ def state_dict_numpy(model: torch.nn.Module) -> dict[str, np.ndarray]:
 
 
 def load_state_dict(model: torch.nn.Module, state_dict: Mapping[str, np.ndarray]) -> None:
-    """Loads NumPy arrays into ``model`` (strict: names and shapes must match)."""
+    """Loads NumPy arrays into ``model`` (strict: names and shapes must match).
+
+    Raises:
+      ConfigError: a name or shape does not match, or a tensor is not floating point or not
+        finite (:func:`jaxtut.checkpoint.check_state_dict`), so the torch side refuses what
+        the JAX side refuses, with one line instead of torch's multi-line ``RuntimeError``.
+    """
+    from jaxtut.checkpoint import check_state_dict
+
     ref = model.state_dict()
+    check_state_dict(state_dict, ref)
     tensors = {
         k: torch.from_numpy(np.array(v)).to(dtype=ref[k].dtype, device=ref[k].device)
         if k in ref
@@ -116,7 +125,7 @@ class Stopwatch:
 
 def make_result(
     tutorial: str,
-    config: Config,
+    config: Any,
     *,
     losses: list[float] | np.ndarray,
     epoch_metrics: dict[str, Any],
@@ -126,11 +135,15 @@ def make_result(
     device: torch.device,
     extras: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Packs a PyTorch run into the shared :class:`RunResult`."""
+    """Packs a PyTorch run into the shared :class:`RunResult`.
+
+    ``config`` is a tutorial config or an :class:`~jaxtut.experiment.Experiment` (recorded as
+    the JAX side records it).
+    """
     return RunResult(
         tutorial=tutorial,
         framework="torch",
-        config=config.to_dict(),
+        config=config.record() if hasattr(config, "record") else config.to_dict(),
         losses=np.asarray(losses, dtype=np.float64),
         epoch_metrics={k: np.asarray(v, dtype=np.float64) for k, v in epoch_metrics.items()},
         metrics={k: float(v) for k, v in metrics.items()},
