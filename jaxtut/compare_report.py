@@ -187,12 +187,15 @@ class CompareReport:
                 else ""
             )
             return f"PASS {self.name} ({self.dtype}, {self.steps} steps){figure}"
-        measured = "" if bad.measured is None else f" {bad.measured:.2e}"
-        tol = "" if bad.tolerance is None else f" > tol {bad.tolerance:.1e}"
-        if bad.tier in (1, 2):  # judged at the shared start, before any update
-            tol += " at step 0 (the shared start),"
         head = f"FAIL {self.name} ({self.dtype}) tier {bad.tier} {bad.name}"
-        return f"{head}:{measured}{tol} at {bad.where}"
+        if bad.tier == 0 or bad.measured is None:
+            return f"{head}: {bad.where}"
+        if bad.tier == 4:
+            return f"{head}: p = {bad.measured:.3g} < {bad.tolerance}: {bad.where}"
+        figure = f"{bad.measured:.2e} > tol {bad.tolerance:.1e}"
+        if bad.tier in (1, 2):  # judged at the shared start, before any update
+            return f"{head}: {figure} at step 0 (the shared start), {bad.where}"
+        return f"{head}: {figure} at {bad.where}"
 
     def rows(self) -> list[tuple[str, ...]]:
         """Table rows: tier, check, verdict, measured, tolerance, where."""

@@ -437,7 +437,11 @@ def compare_experiment(
         fwd = compare_arrays(
             "output", out_j, out_t.detach().cpu().numpy(), tol["forward"], scaled=True
         )
-        checks.append(Check(1, "forward output", fwd.passed, fwd.max_rel, fwd.tolerance, fwd.where))
+        checks.append(
+            Check(
+                1, "forward output", fwd.passed, fwd.max_rel, fwd.tolerance, f"output {fwd.where}"
+            )
+        )
         loss_t = t0.criterion(out_t, ty)
         loss_t.backward()
         grads_t = port.to_jax(
@@ -447,6 +451,7 @@ def compare_experiment(
         loss_j, grads_j = jax.jit(jax.value_and_grad(experiment.jax.loss))(params0, (bx, by))
         rel = _loss_rel(float(loss_j), float(loss_t.item()))
         checks.append(Check(1, "loss", rel <= tol["forward"], rel, tol["forward"], "first batch"))
+        # grads_t/grads_j: every parameter's gradient on the first batch, in the JAX layout.
         g = compare_trees(
             "grads",
             _named(_leaves(grads_j), port),

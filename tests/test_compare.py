@@ -192,3 +192,22 @@ def test_pytest_helper_fails_with_the_verdict_only():
         )
     model, settings = pair()
     assert assert_trains_the_same(model, JaxNet(rngs=nnx.Rngs(0)), data(), **settings).passed
+
+
+def test_tier4_seeds_compares_final_losses_of_independent_inits():
+    from jaxtut import nn
+
+    class TorchInit(nnx.Module):  # the port with torch's U(±1/sqrt(fan_in)) initialisation
+        def __init__(self, *, rngs):
+            self.fc1 = nn.torch_linear(6, 8, rngs=rngs, dtype=jnp.float64)
+            self.fc2 = nn.torch_linear(8, 8, rngs=rngs, dtype=jnp.float64)
+            self.fc3 = nn.torch_linear(8, 1, rngs=rngs, dtype=jnp.float64)
+
+    def init(key):
+        return nnx.to_pure_dict(nnx.state(TorchInit(rngs=nnx.Rngs(key)), nnx.Param))
+
+    report = run(JaxNet(rngs=nnx.Rngs(0)), init=init, seeds=6, sensitivity=False)
+    tier4 = [c for c in report.checks if c.tier == 4]
+    assert len(tier4) == 1 and 0.0 <= tier4[0].measured <= 1.0
+    assert len(report.extra["tier4"]["jax"]) == len(report.extra["tier4"]["torch"]) == 6
+    assert report.passed, report.verdict  # the same initialisation law: p well above 0.01
