@@ -346,3 +346,24 @@ def test_torch_optimizer_steps_scheduler_per_interval():
         lrs.append(topt.optimizer.param_groups[0]["lr"])
         topt.step()
     assert lrs == [0.8, 0.8, 0.8, 0.4, 0.4, 0.4, 0.2]
+
+
+@pytest.mark.parametrize(
+    ("pct", "div", "final_div", "total"), [(0.3, 25.0, 1e4, 240), (0.23, 7.0, 3e3, 977)]
+)
+def test_one_cycle_round_trip_is_exact(pct, div, final_div, total):
+    """torch keeps only derived numbers (phase ends, initial and min lr); the spec's arguments
+    re-derive them bit for bit."""
+    opt = torch.optim.SGD(Tiny().parameters(), lr=0.1, momentum=0.9)
+    sched = LRS.OneCycleLR(
+        opt,
+        max_lr=0.37,
+        total_steps=total,
+        pct_start=pct,
+        div_factor=div,
+        final_div_factor=final_div,
+    )
+    rebuilt = optim.spec_from_torch(opt, sched).to_torch(Tiny())
+    assert rebuilt.scheduler._schedule_phases == sched._schedule_phases
+    for key in ("initial_lr", "max_lr", "min_lr", "lr", "momentum"):
+        assert rebuilt.optimizer.param_groups[0][key] == opt.param_groups[0][key], key

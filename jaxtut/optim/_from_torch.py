@@ -7,6 +7,7 @@ are, after the scheduler's constructor has written its own keys (``initial_lr``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -66,23 +67,48 @@ def _schedule_spec(scheduler: Any, steps_per_epoch: int | None) -> _schedules.Sc
             scheduler.total_iters,
             steps_per_epoch=steps_per_epoch,
         )
-    # OneCycleLR: its numbers sit in the param groups (first group here; the rest per group).
+    # OneCycleLR keeps derived numbers only (phase ends, initial/min lr in the group); recover
+    # constructor arguments that re-derive them bit for bit.
     group = scheduler.optimizer.param_groups[0]
     phases = scheduler._schedule_phases
-    pct_start = (phases[0]["end_step"] + 1) / scheduler.total_steps
+    total = scheduler.total_steps
+    end0 = phases[0]["end_step"]
+    pct_start = _exact_inverse(lambda p: float(p * total) - 1, end0, (end0 + 1) / total)
+    max_lr, initial_lr = group["max_lr"], group["initial_lr"]
+    div_factor = _exact_inverse(lambda d: max_lr / d, initial_lr, max_lr / initial_lr)
+    final_div = _exact_inverse(
+        lambda d: initial_lr / d, group["min_lr"], initial_lr / group["min_lr"]
+    )
     cycle = scheduler.cycle_momentum
     return _schedules.one_cycle_lr(
-        group["max_lr"],
-        total_steps=scheduler.total_steps,
+        max_lr,
+        total_steps=total,
         pct_start=pct_start,
         anneal_strategy=scheduler._anneal_func_type,
         cycle_momentum=cycle,
         base_momentum=group["base_momentum"] if cycle else 0.85,
         max_momentum=group["max_momentum"] if cycle else 0.95,
-        div_factor=group["max_lr"] / group["initial_lr"],
-        final_div_factor=group["initial_lr"] / group["min_lr"],
+        div_factor=div_factor,
+        final_div_factor=final_div,
         three_phase=len(phases) == 3,
     )
+
+
+def _exact_inverse(f, target: float, guess: float) -> float:
+    """The float within a few ulps of ``guess`` for which ``f(x) == target`` exactly.
+
+    torch stores ``float(pct_start * total) - 1`` and ``max_lr / div_factor`` rather than the
+    arguments; dividing back can be an ulp off, which would move a phase end or an lr by an ulp.
+    """
+    candidates = [guess]
+    up = down = guess
+    for _ in range(8):
+        up, down = math.nextafter(up, math.inf), math.nextafter(down, -math.inf)
+        candidates += [up, down]
+    for x in candidates:
+        if f(x) == target:
+            return x
+    return guess
 
 
 def _group_values(name: str, group: Mapping[str, Any], scheduler: Any) -> dict[str, Any]:
