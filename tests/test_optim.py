@@ -367,3 +367,57 @@ def test_one_cycle_round_trip_is_exact(pct, div, final_div, total):
     assert rebuilt.scheduler._schedule_phases == sched._schedule_phases
     for key in ("initial_lr", "max_lr", "min_lr", "lr", "momentum"):
         assert rebuilt.optimizer.param_groups[0][key] == opt.param_groups[0][key], key
+
+
+def test_specs_by_name():
+    assert optim.optimizer_spec("AdamW", lr=1e-3) == optim.adamw(lr=1e-3)
+    assert optim.optimizer_spec("rmsprop", centered=True) == optim.rmsprop(centered=True)
+    assert optim.schedule_spec("cosine", T_max=5, steps_per_epoch=9) == optim.cosine_annealing_lr(
+        5, steps_per_epoch=9
+    )
+    assert optim.schedule_spec("OneCycleLR", max_lr=0.1, total_steps=9) == optim.one_cycle_lr(
+        0.1, 9
+    )
+    for make, words in [
+        (lambda: optim.optimizer_spec("lamb"), ["optimizer", "lamb"]),
+        (lambda: optim.optimizer_spec("sgd", betas=(0.9, 0.9)), ["betas"]),
+        (lambda: optim.schedule_spec("plateau"), ["scheduler", "plateau"]),
+        (lambda: optim.schedule_spec("cosine", T_max=5), ["steps_per_epoch"]),
+        (lambda: optim.schedule_spec("step", steps_per_epoch=3), ["step_size"]),
+    ]:
+        with pytest.raises(ConfigError) as exc:
+            make()
+        _assert_one_line_naming(exc, *words)
+
+
+@pytest.mark.parametrize(
+    ("spec", "x64"),
+    [
+        (optim.sgd(0.1, 0.9, 0.1, 1e-3, schedule=optim.step_lr(2, steps_per_epoch=2)), True),
+        (optim.adam(amsgrad=True, schedule=optim.one_cycle_lr(0.1, 9)), False),
+        (optim.adamw(schedule=optim.cosine_annealing_lr(3, steps_per_epoch=2)), True),
+        (optim.adagrad(lr_decay=0.1, schedule=optim.linear_lr(steps_per_epoch=1)), False),
+        (optim.rmsprop(centered=True, momentum=0.5, schedule=optim.one_cycle_lr(0.1, 9)), True),
+        (
+            optim.adadelta(weight_decay=0.1, schedule=optim.exponential_lr(0.9, steps_per_epoch=1)),
+            False,
+        ),
+    ],
+    ids=lambda v: v.name if isinstance(v, optim.OptimizerSpec) else f"x64={v}",
+)
+def test_float32_state_keeps_its_dtypes_in_a_scan(spec, x64):
+    """A float32 run (with or without x64 enabled) keeps a float32 optimizer state, so it can be
+    the carry of lax.scan; the schedule's float64 numbers are cast at use."""
+    with jax.enable_x64(x64):
+        tx = spec.to_optax()
+        params = jax.tree.map(lambda p: p.astype(jnp.float32), _tiny_params())
+        state = tx.init(params)
+
+        def step(carry, _):
+            params, state = carry
+            grads = jax.tree.map(lambda p: jnp.sin(p), params)
+            updates, state = tx.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), None
+
+        (params, _), _ = jax.lax.scan(step, (params, state), length=4)
+        assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))

@@ -8,7 +8,8 @@ its state, so changing them never recompiles):
   (call ``.to_optax()``); schedulers: :func:`step_lr`, :func:`multistep_lr`,
   :func:`exponential_lr`, :func:`cosine_annealing_lr`, :func:`linear_lr`, :func:`one_cycle_lr`;
 * :func:`from_torch` / :func:`spec_from_torch`: read what a torch script constructed;
-* :meth:`OptimizerSpec.to_torch`: the other direction, for references and parity runs.
+* :meth:`OptimizerSpec.to_torch`: the other direction, for references and parity runs;
+* :func:`optimizer_spec` / :func:`schedule_spec`: the same by name, for command lines.
 
 Example:
   >>> from jaxtut import optim
@@ -19,6 +20,7 @@ See docs/optimizers.md for every difference from Optax's stock aliases.
 """
 
 from jaxtut.optim._from_torch import from_torch, spec_from_torch
+from jaxtut.optim._names import SCHEDULER_ALIASES, optimizer_spec, schedule_spec
 from jaxtut.optim._schedules import (
     SCHEDULERS,
     ScheduleSpec,
@@ -56,6 +58,7 @@ from jaxtut.optim._transforms import (
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
+    "SCHEDULER_ALIASES",
     "NameEndsWith",
     "NameIn",
     "OptimizerSpec",
@@ -76,9 +79,11 @@ __all__ = [
     "linear_lr",
     "multistep_lr",
     "one_cycle_lr",
+    "optimizer_spec",
     "param_group",
     "rmsprop",
     "scale_by_torch_amsgrad",
+    "schedule_spec",
     "sgd",
     "spec_from_torch",
     "step_lr",
