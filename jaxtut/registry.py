@@ -43,6 +43,10 @@ class Tutorial:
       function: the run function's name in both modules.
       trains: whether it is a training tutorial (parity tiers 0-4 apply).
       uses_mnist: whether it needs the MNIST files.
+      plot: what ``jaxtut run --plot`` draws: ``"losses"`` (the loss curve) or ``"fit"`` (the
+        fitted line over the data).
+      figures: the extra figures the tour draws from the JAX run: ``"fit"`` (the data and the
+        fitted line), ``"digits"`` (test digits with predictions), ``"confusion"``.
     """
 
     id: str
@@ -53,6 +57,8 @@ class Tutorial:
     function: str = "run"
     trains: bool = True
     uses_mnist: bool = False
+    plot: str = "losses"
+    figures: tuple[str, ...] = ()
 
     def default_config(self, **overrides: Any) -> C.Config:
         """The default config with ``overrides`` applied (``None`` values ignored)."""
@@ -149,13 +155,14 @@ _ENTRIES = [
     Tutorial("normal_equation", "least squares by (X^T X)^-1 X^T y, solve and lstsq",
              "first_steps", C.NormalEquationConfig, "normal_equation", trains=False),
     Tutorial("linreg_scratch", "y = 2x, one weight: hand-written gradient, autograd, grad",
-             "part1", C.LinregScratchConfig, "linreg", "run_scratch"),
+             "part1", C.LinregScratchConfig, "linreg", "run_scratch", plot="fit"),
     Tutorial("linreg_linear", "y = 2x with Linear(1,1), MSELoss, SGD, 2000 epochs",
-             "part1", C.LinregLinearConfig, "linreg", "run_linear"),
+             "part1", C.LinregLinearConfig, "linreg", "run_linear", plot="fit"),
     Tutorial("linreg_make_regression", "make_regression(20, 1, noise=20): Linear(1,1), 1000 epochs",
-             "part1", C.LinregMakeRegressionConfig, "linreg", "run_make_regression"),
+             "part1", C.LinregMakeRegressionConfig, "linreg", "run_make_regression", plot="fit",
+             figures=("fit",)),
     Tutorial("perceptron", "y = 3x, Linear(1,1), per-sample SGD with momentum 0.5",
-             "basics", C.PerceptronConfig, "perceptron", "run_perceptron"),
+             "basics", C.PerceptronConfig, "perceptron", "run_perceptron", plot="fit"),
     Tutorial("mlp_1_10_1", "y = 3x, fc2(fc1(x)) 1-10-1 without activation, per-sample SGD",
              "basics", C.Mlp1101Config, "perceptron", "run_mlp"),
     Tutorial("logreg_breast_cancer", "breast cancer, sigmoid(Linear(30,1)), BCELoss, 100 epochs",
@@ -163,7 +170,8 @@ _ENTRIES = [
     Tutorial("mnist_logreg", "MNIST, Linear(784,10), cross-entropy, SGD 0.001, batch 100",
              "floydhub", C.MnistLogregConfig, "mnist", "run_logreg", uses_mnist=True),
     Tutorial("mnist_mlp", "MNIST, 784-128-64-10 ReLU, LogSoftmax+NLLLoss, SGD 0.003, batch 64",
-             "first_steps", C.MnistMlpConfig, "mnist", "run_mlp", uses_mnist=True),
+             "first_steps", C.MnistMlpConfig, "mnist", "run_mlp", uses_mnist=True,
+             figures=("digits", "confusion")),
 ]  # fmt: skip
 
 TUTORIALS: dict[str, Tutorial] = {t.id: t for t in _ENTRIES}

@@ -121,14 +121,7 @@ def run_tour(out: Path, *, console, data_dir: str | None = None) -> int:
             name = f"losses-{tutorial.id}.png"
             plots.plot_losses([p32.jax, p32.torch], tmp / name)
             figures.append((f"{tutorial.id}: JAX vs torch training loss (float32)", name))
-            if tutorial.id == "linreg_make_regression":
-                from jaxtut.tutorial_data import tutorial_data
-
-                x, y = tutorial_data(config).train
-                plots.plot_fit(p32.jax, x, y, tmp / "fit-make_regression.png")
-                figures.append(("make_regression: data and the JAX fit", "fit-make_regression.png"))
-            if tutorial.id == "mnist_mlp":
-                figures += _mnist_figures(p32.jax, config, tmp)
+            figures += _figures(tutorial, p32.jax, config, tmp)
         elapsed = time.perf_counter() - start
         summary = {"rows": rows, "versions": versions(torch=True), "seconds": elapsed}
         write_json(tmp / "summary.json", summary)
@@ -144,24 +137,39 @@ def run_tour(out: Path, *, console, data_dir: str | None = None) -> int:
     return 0 if all_passed else 1
 
 
-def _mnist_figures(result, config, folder: Path) -> list[tuple[str, str]]:
-    """A grid of test digits with the JAX model's predictions, and its confusion matrix."""
+def _figures(tutorial, result, config, folder: Path) -> list[tuple[str, str]]:
+    """The extra figures the registry lists for a tutorial (``Tutorial.figures``), from its run."""
+    out = []
+    experiment = tutorial.experiment(config.replace(epochs=1)) if tutorial.figures else None
+    if "fit" in tutorial.figures:
+        x, y = experiment.train
+        name = f"fit-{tutorial.id}.png"
+        plots.plot_fit(result, x, y, folder / name)
+        out.append((f"{tutorial.id}: data and the JAX fit", name))
+    if {"digits", "confusion"} & set(tutorial.figures):
+        predictions, (x_test, y_test) = _predictions(experiment, result)
+        if "digits" in tutorial.figures:
+            name = f"{tutorial.id}-digits.png"
+            plots.plot_digits(x_test[:32], y_test[:32], predictions[:32], folder / name)
+            out.append((f"{tutorial.id}: test digits, JAX prediction (label); red = wrong", name))
+        if "confusion" in tutorial.figures:
+            name = f"{tutorial.id}-confusion.png"
+            plots.plot_confusion(y_test, predictions, folder / name)
+            out.append((f"{tutorial.id}: confusion matrix on the test digits (JAX)", name))
+    return out
+
+
+def _predictions(experiment, result):
+    """The JAX model's predicted classes on the experiment's test set, from a run's parameters."""
     import jax
 
     from jaxtut.convert import from_state_dict
-    from jaxtut.tutorial_data import tutorial_data
-    from jaxtut.tutorials import mnist
 
-    x_test, y_test = tutorial_data(config.replace(epochs=1)).eval
-    template = jax.eval_shape(lambda: mnist.MLP_TRAINER.init(jax.random.key(0), np.float32))
+    trainer = experiment.jax
+    x_test, y_test = experiment.eval
+    template = jax.eval_shape(lambda: trainer.init(jax.random.key(0), np.float32))
     params = from_state_dict(result.params, template)
-    predictions = np.asarray(mnist.mlp_forward(params, x_test)).argmax(axis=1)
-    plots.plot_digits(x_test[:32], y_test[:32], predictions[:32], folder / "mnist-digits.png")
-    plots.plot_confusion(y_test, predictions, folder / "mnist-confusion.png")
-    return [
-        ("mnist_mlp: test digits, JAX prediction (label); red = wrong", "mnist-digits.png"),
-        ("mnist_mlp: confusion matrix on the 10,000 test digits (JAX)", "mnist-confusion.png"),
-    ]
+    return np.asarray(trainer.forward(params, x_test)).argmax(axis=1), (x_test, y_test)
 
 
 def _index(rows, figures, elapsed: float) -> str:
