@@ -251,7 +251,8 @@ class _Pool2d(nnx.Module):
 
 class MaxPool2d(_Pool2d):
     """``torch.nn.MaxPool2d`` on ``(N, H, W, C)``: stride defaults to the kernel size, padding is
-    ``-inf`` (never selected), ``ceil_mode`` as torch. ``return_indices`` is not offered."""
+    ``-inf`` (never selected), ``ceil_mode`` and ``dilation`` as torch, and the gradient of a tied
+    window goes to its first maximum, as torch's. ``return_indices`` is not offered."""
 
     def __init__(
         self,

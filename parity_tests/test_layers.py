@@ -54,6 +54,9 @@ from jaxtut.runtime import jax_runtime
 from jaxtut.torch_ref._common import state_dict_numpy
 from jaxtut.torch_ref.layers import SharedDropout, describe, jax_layer
 
+# torch's note that an even 'same' kernel costs a padded copy of the input: the case under test.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+
 DTYPES = ("float32", "float64")
 TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64}
 TOL = {
@@ -426,6 +429,21 @@ def test_describe_maps_the_cnn_and_finds_the_flatten():
     assert found.layers[-1].jax == "flax.nnx.Linear"
     after = state_dict_numpy(model)  # the probe run left the buffers and the mode alone
     assert all(np.array_equal(before[k], after[k]) for k in before) and model.training
+    # Every spec builds its JAX layer; together they hold the torch model's parameter shapes.
+    built = {
+        s.path: nnx.eval_shape(lambda s=s: jax_layer(s, rngs=nnx.Rngs(0)))
+        for s in found.layers
+        if s.jax.startswith(("jaxtut.", "flax."))
+    }
+    assert isinstance(built["fc"], nnx.Linear) and isinstance(built["bn1"], L.BatchNorm2d)
+    shapes = {
+        f"{path}.{k}": tuple(v.shape)
+        for path, layer in built.items()
+        for k, v in to_state_dict(
+            jax.tree.map(lambda t: np.zeros(t.shape, t.dtype), merge_trees(*L.split(layer)[1:]))
+        ).items()
+    }
+    assert shapes == {k: v.shape for k, v in before.items()}
 
 
 def test_describe_names_the_first_unmappable_layer():
