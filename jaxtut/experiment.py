@@ -17,10 +17,8 @@ torch only when called.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
-
-import numpy as np
 
 from jaxtut.data.batching import BatchPlan
 from jaxtut.errors import ConfigError
@@ -74,45 +72,6 @@ class TorchSide:
 
 
 @dataclasses.dataclass(frozen=True)
-class SGD:
-    """``torch.optim.SGD(lr, momentum)`` (no dampening, Nesterov or weight decay) for both sides.
-
-    Both keep a buffer ``b <- momentum * b + g`` that starts at ``g`` on the first step and update
-    ``p <- p - lr * b``; Optax's trace starts at zero and ``momentum * 0 + g == g`` exactly, so the
-    two agree from the first step. The hyperparameters travel in the optimizer state as arrays of
-    the run's dtype (PyTorch applies them in the parameters' dtype too), so changing them never
-    recompiles a program.
-    """
-
-    lr: float
-    momentum: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.lr, int | float) and np.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive finite number, got {self.lr!r}")
-        if not (isinstance(self.momentum, int | float) and 0 <= self.momentum < 1):
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
-
-    def structure_key(self) -> Hashable:
-        """What changes the compiled program (the hyperparameters do not)."""
-        return ("SGD",)
-
-    def to_optax(self, dtype: Any = None):
-        """An ``optax`` transformation with ``lr`` and ``momentum`` injected into its state."""
-        import optax
-
-        return optax.inject_hyperparams(optax.sgd, hyperparam_dtype=dtype)(
-            learning_rate=self.lr, momentum=self.momentum
-        )
-
-    def to_torch(self, params: Any):
-        """The matching ``torch.optim.SGD`` over ``params``."""
-        import torch
-
-        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
-
-
-@dataclasses.dataclass(frozen=True)
 class Experiment:
     """Everything one training run depends on; both frameworks receive this same object.
 
@@ -122,7 +81,8 @@ class Experiment:
       train: pytree of NumPy arrays in the run's dtype; the leading axis indexes samples.
       plan: which samples every step sees (read by both frameworks), or ``None`` when every step
         uses all of ``train`` (full-batch training, one step per epoch).
-      optimizer: the optimizer spec (:class:`SGD`, or a :mod:`jaxtut.optim` spec).
+      optimizer: the optimizer, a :class:`jaxtut.optim.OptimizerSpec` (torch's optimizer and
+        scheduler as a value: ``to_optax()`` for JAX, ``to_torch(model)`` for torch).
       epochs: passes over the data (must equal ``plan.epochs`` when there is a plan).
       dtype: ``"float32"`` or ``"float64"``.
       device: ``"cpu"`` or ``"gpu"``.

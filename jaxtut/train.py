@@ -121,7 +121,13 @@ def fit(
 
 
 def sgd(lr: Any, momentum: Any) -> optax.GradientTransformation:
-    """``torch.optim.SGD(lr, momentum)`` in Optax (see :class:`jaxtut.experiment.SGD`)."""
+    """``torch.optim.SGD(lr, momentum)`` (no dampening, Nesterov or weight decay) in Optax.
+
+    Both keep a buffer ``b <- momentum * b + g`` that starts at ``g`` on the first step and
+    update ``p <- p - lr * b``; Optax's trace starts at zero and ``momentum * 0 + g == g``
+    exactly, so the two agree from the first step (:mod:`jaxtut.optim` covers the rest of
+    ``torch.optim``).
+    """
     return optax.sgd(learning_rate=lr, momentum=momentum)
 
 
@@ -148,7 +154,7 @@ def initial_params(experiment: Experiment, init_params: Mapping[str, np.ndarray]
 
 
 def _optimizer(experiment: Experiment) -> optax.GradientTransformation:
-    return experiment.optimizer.to_optax(jnp.dtype(experiment.dtype))
+    return experiment.optimizer.to_optax()
 
 
 def _jax_arrays(tree: Any) -> Any:

@@ -26,7 +26,7 @@ from jaxtut.data import (
     shuffled_batches,
 )
 from jaxtut.data.batching import BatchPlan
-from jaxtut.experiment import SGD, Experiment, TorchSide, Trainer
+from jaxtut.experiment import Experiment, TorchSide, Trainer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +155,39 @@ def runner(tutorial_id: str, framework: str) -> Callable[..., Any]:
     return run
 
 
+# What a scheduler takes from the run when the config does not say (torch has no defaults here).
+_SCHEDULE_DEFAULTS = {
+    "cosineannealinglr": lambda config: {"T_max": config.epochs},
+    "steplr": lambda config: {"step_size": 1},
+    "onecyclelr": lambda config: {"max_lr": config.lr, "epochs": config.epochs},
+}
+
+
+def training_optimizer(config: C.TrainConfig, steps_per_epoch: int):
+    """The optimizer of a catalogue run as a :mod:`jaxtut.optim` spec, for both frameworks.
+
+    The config's optimizer (SGD, with the tutorial's momentum, unless it names another) and its
+    options, with ``lr`` from the config; its scheduler, stepped once per epoch
+    (``steps_per_epoch`` optimizer updates) as the torch scripts do. A cosine schedule anneals
+    over the run's epochs unless ``T_max`` is given, a step schedule steps every epoch, a
+    one-cycle schedule peaks at the config's ``lr``.
+    """
+    from jaxtut import optim
+
+    name = getattr(config, "optimizer", "sgd")
+    options = dict(getattr(config, "optimizer_options", ()))
+    if name.lower() == "sgd":
+        options.setdefault("momentum", config.momentum)
+    schedule = None
+    scheduler = getattr(config, "scheduler", None)
+    if scheduler:
+        key = optim.SCHEDULER_ALIASES.get(scheduler.lower(), scheduler.lower())
+        sched_options = _SCHEDULE_DEFAULTS.get(key, lambda c: {})(config)
+        sched_options.update(dict(getattr(config, "scheduler_options", ())))
+        schedule = optim.schedule_spec(scheduler, steps_per_epoch=steps_per_epoch, **sched_options)
+    return optim.optimizer_spec(name, lr=config.lr, schedule=schedule, **options)
+
+
 def catalogue_experiment(
     trainer: Trainer,
     config: C.TrainConfig,
@@ -180,12 +213,13 @@ def catalogue_experiment(
         def replan(seed: int) -> BatchPlan:
             return _shuffled(config.replace(seed=seed), n)
 
+    steps_per_epoch = 1 if data.plan is None else data.plan.steps_per_epoch
     return Experiment(
         name=trainer.tutorial,
         jax=trainer,
         train=data.train,
         plan=data.plan,
-        optimizer=SGD(config.lr, config.momentum),
+        optimizer=training_optimizer(config, steps_per_epoch),
         epochs=config.epochs,
         dtype=config.dtype,
         device=config.device,

@@ -106,7 +106,7 @@ def scratch_loop(experiment, init_params: Mapping[str, np.ndarray] | None = None
         its data, batch plan (``None``: the full batch), learning rate, dtype and seed.
       init_params: ``{"w": (1,)}`` NumPy; ``None`` keeps ``torch.randn(1)`` after the seed.
     """
-    lr = experiment.optimizer.lr
+    lr = dict(experiment.optimizer.hyperparams)["lr"]  # the source's manual update: SGD only
     with torch_runtime(experiment) as device:
         X, Y = tensors(experiment.train, experiment.dtype, device)
         x_test = tensors(experiment.eval["x_test"], experiment.dtype, device)
