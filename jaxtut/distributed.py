@@ -2,7 +2,7 @@
 
 Every process runs the same command. :func:`initialize` joins ``jax.distributed`` (CPU
 collectives over gloo); after that, ``jax.devices()`` lists the devices of every process, and a
-mesh over all of them (:func:`jaxtut.scaling.device_mesh`) makes :func:`jaxtut.train.run_training`
+mesh over all of them (:func:`jaxtut.scaling.device_mesh`) makes :func:`jaxtut.train.train`
 split every global batch over all processes' devices. What each process does:
 
 * it loads the whole data set and computes the same batch plan (same seed, same files), so the
