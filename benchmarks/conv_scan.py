@@ -12,7 +12,9 @@ NHWC, plain SGD. Each convolution formulation is timed four ways, compile time a
 Formulations: ``lax`` (``lax.conv_general_dilated`` and JAX's own gradient), ``lax_nchw`` (the
 same in PyTorch's NCHW/OIHW layout), ``im2col`` (patches @ weights, no convolution op at all), and
 ``canonical`` (the forward ``lax`` convolution with a ``custom_vjp`` whose gradients are written
-as NHWC/HWIO convolutions with explicit transposes).
+as NHWC/HWIO convolutions with explicit transposes), and ``model`` (the ``mnist_cnn`` tutorial's
+``conv2d``: im2col forward and weight gradient sharing one patch matrix, canonical-convolution
+input gradient).
 
 ``--hlo`` prints every convolution of each compiled scan with its ``dim_labels`` and whether it
 sits in the while body: the cause of the slowdown is visible there (docs/benchmarks.md,
@@ -21,7 +23,7 @@ sits in the while body: the cause of the slowdown is visible there (docs/benchma
 Usage::
 
   python -m benchmarks.conv_scan [--steps 4] [--repeats 3] [--unroll 2] [--hlo]
-      [--formulations lax canonical im2col lax_nchw] [--torch]
+      [--formulations lax lax_nchw im2col canonical model] [--torch]
 """
 
 from __future__ import annotations
@@ -96,12 +98,22 @@ def _canonical_bwd(res, g):  # g: (B, H', W', O)
 
 conv_canonical.defvjp(_canonical_fwd, _canonical_bwd)
 
+
+def conv_model(x, w):
+    """The formulation :mod:`jaxtut.tutorials.mnist_cnn` uses: im2col forward and weight
+    gradient (patches built once), canonical-convolution input gradient."""
+    from jaxtut.tutorials.mnist_cnn import conv2d
+
+    return conv2d(x, w)
+
+
 FORMULATIONS: dict[str, tuple[Callable, bool]] = {
     # name: (conv, NCHW?)
     "lax": (conv_lax, False),
     "lax_nchw": (conv_lax_nchw, True),
     "im2col": (conv_im2col, False),
     "canonical": (conv_canonical, False),
+    "model": (conv_model, False),
 }
 
 

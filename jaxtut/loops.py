@@ -135,9 +135,17 @@ def fit_epochs(
     def step(carry, x):
         return step_fn(carry, x) if consts is None else step_fn(consts, carry, x)
 
+    if epoch_fn is None:
+        # One loop over all epochs * steps: unrolling then also applies across epoch boundaries
+        # (a full-batch run is many epochs of one step each).
+        flat = None if xs is None else jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), xs)
+        carry, ys = lax.scan(step, carry, flat, length=epochs * steps, unroll=strategy.unroll)
+        ys = jax.tree.map(lambda a: a.reshape(epochs, steps, *a.shape[1:]), ys)
+        return carry, ys, None
+
     def epoch(carry, epoch_xs):
         carry, ys = lax.scan(step, carry, epoch_xs, length=steps, unroll=strategy.unroll)
-        return carry, (ys, None if epoch_fn is None else epoch_fn(carry))
+        return carry, (ys, epoch_fn(carry))
 
     carry, (ys, metrics) = lax.scan(epoch, carry, xs, length=epochs)
     return carry, ys, metrics
