@@ -152,7 +152,7 @@ def plan_work(
         raise ConfigError(f"the number of seeds must be a positive integer, got {seeds!r}")
     if config.seed + seeds - 1 > MAX_SEED:
         raise ConfigError(
-            f"seeds {config.seed}..{config.seed + seeds - 1} go past the largest seed, 2**64 - 1; "
+            f"seeds {config.seed}..{config.seed + seeds - 1} go past the largest seed, 2**32 - 1; "
             "start from a smaller --seed"
         )
     frameworks = ("jax", "torch") if framework == "parity" else (framework,)

@@ -13,8 +13,13 @@ command leaves none behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import inspect
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,11 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from jaxtut import registry
-from jaxtut.errors import ConfigError, JaxtutError
+from jaxtut import budget, registry
+from jaxtut.errors import ConfigError, JaxtutError, Terminated
+from jaxtut.io import Outputs, check_report_dir, write_json
 from jaxtut.result import RunResult
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# SIGTERM exits 128 + 15 like any program it ends (shells, timeout(1), systemd and Kubernetes read
+# the signal from it); 130 would claim a Ctrl-C that never happened. Cleanup is the same.
+EXIT_TERMINATED = 143
 
 # Tutorials whose result is best pictured as a fitted line over the data.
 FIT_PLOTS = ("linreg_scratch", "linreg_linear", "linreg_make_regression", "perceptron")
@@ -67,6 +76,17 @@ def _checked(cast: Callable, ok: Callable, expected: str, out_of_range: str | No
 
 positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = _checked(int, lambda v: v >= 0, "a non-negative integer")
+
+
+def output_path(text: str) -> Path:
+    """An argparse ``type`` for an output file: an empty path or a folder path is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a file path, got {text!r}")
+    if text.endswith(os.sep):  # Path() would drop the slash and write a file named like the folder
+        raise argparse.ArgumentTypeError(f"expected a file path, not a folder, got {text!r}")
+    return Path(text)
+
+
 positive_float = _checked(
     float, lambda v: np.isfinite(v) and v > 0, "a positive number", "a positive finite number"
 )
@@ -151,13 +171,16 @@ def _metrics_line(result: RunResult) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     tutorial = registry.get(args.tutorial)
     config = _config(args, tutorial)
-    if args.framework == "torch":
-        tutorial.torch_module()  # a missing torch is reported before any work
-    _check_scaling(args, tutorial, args.framework)
     if args.plot and not tutorial.trains and tutorial.id != "autograd":
         raise ConfigError(f"{tutorial.id} has no loss curve or fit to plot; drop --plot")
     if (args.save or args.init) and not tutorial.trains:
         raise ConfigError(f"{tutorial.id} has no trained parameters; drop --save/--init")
+    # Outputs and size first: both are checked in well under a second, before torch loads.
+    args.outputs = Outputs({"--json": args.json, "--plot": args.plot, "--save": args.save})
+    budget.check_work(tutorial, config, framework=args.framework, seeds=args.seeds or 1)
+    if args.framework == "torch":
+        tutorial.torch_module()  # a missing torch is reported before any work
+    _check_scaling(args, tutorial, args.framework)
     primary = _join_processes(args, args.framework)
     _check_device(config, args.framework)
     mesh = _mesh(args, config) if args.framework == "jax" else None
@@ -187,6 +210,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"jaxtut: {tutorial.id} diverged at step {result.diverged_at} "
                 f"(loss {result.losses[result.diverged_at]}); try a smaller --lr"
             )
+        return EXIT_FAIL
+    if _learned_nothing(tutorial, config, [result], primary):
         return EXIT_FAIL
     timing = f"{result.wall_time_s:.3f} s"
     if result.compile_time_s:
@@ -309,18 +334,36 @@ def _run_seeds(args: argparse.Namespace, tutorial, config, console, mesh) -> int
         if not console.quiet:
             _error(f"jaxtut: {tutorial.id} diverged for seeds {diverged}; try a smaller --lr")
         return EXIT_FAIL
+    if _learned_nothing(tutorial, config, sweep.results, not console.quiet, sweep.seeds):
+        return EXIT_FAIL
     if not console.quiet:
-        if args.json:
-            from jaxtut.io import write_json
-
-            write_json(args.json, sweep.to_json())
+        outputs = args.outputs
+        if "--json" in outputs:
+            with outputs.writing("--json") as path:
+                write_json(path, sweep.to_json())
             console.print(f"  wrote {args.json}")
-        if args.plot:
+        if "--plot" in outputs:
             from jaxtut import plots
 
-            plots.plot_losses(sweep.results, args.plot)
+            with outputs.writing("--plot") as path:
+                plots.plot_losses(sweep.results, path)
             console.print(f"  wrote {args.plot}")
     return EXIT_OK
+
+
+def _learned_nothing(tutorial, config, results, primary: bool, seeds=None) -> bool:
+    """Reports (exit 1, like a divergence) runs whose accuracy is no better than chance."""
+    failed = budget.learned_nothing(tutorial, config, results)
+    if failed and primary:
+        if seeds is None:
+            _error(f"jaxtut: {failed[0][1]}; try a smaller --lr")
+        else:
+            which = [seeds[i] for i, _ in failed]
+            _error(f"jaxtut: {failed[0][1]} (seeds {which}); try a smaller --lr")
+    return bool(failed)
+
+
+MAX_SEED_ROWS = 20
 
 
 def _print_seeds(console, sweep) -> None:
@@ -333,7 +376,15 @@ def _print_seeds(console, sweep) -> None:
     table.add_column("seed", justify="right")
     for name in names:
         table.add_column(name, justify="right")
-    for seed, r in zip(sweep.seeds, sweep.results, strict=True):
+    rows = list(zip(sweep.seeds, sweep.results, strict=True))
+    # Thousands of rows cost seconds to lay out and nobody reads them: show both ends; --json
+    # holds every seed.
+    shown = rows if len(rows) <= MAX_SEED_ROWS else [*rows[:10], None, *rows[-10:]]
+    for row in shown:
+        if row is None:
+            table.add_row(f"({len(rows) - 20} more)", *("..." for _ in names))
+            continue
+        seed, r = row
         values = [
             r.epoch_metrics["loss"][-1] if n == LAST_EPOCH_LOSS else r.metrics[n] for n in names
         ]
@@ -358,26 +409,28 @@ def _describe(config) -> str:
 
 def _write_outputs(args, tutorial, config, result: RunResult, console) -> None:
     """--json, --plot, --save: each written atomically, only after a successful run."""
-    if args.json:
-        from jaxtut.io import write_json
-
-        write_json(args.json, result.to_json())
+    outputs = args.outputs
+    if "--json" in outputs:
+        with outputs.writing("--json") as path:
+            write_json(path, result.to_json())
         console.print(f"  wrote {args.json}")
-    if args.plot:
-        _plot_result(tutorial, config, result, args.plot)
+    if "--plot" in outputs:
+        with outputs.writing("--plot") as path:
+            _plot_result(tutorial, config, result, path)
         console.print(f"  wrote {args.plot}")
-    if args.save:
+    if "--save" in outputs:
         from jaxtut.checkpoint import save_params
 
-        save_params(
-            args.save,
-            result.params,
-            metadata={
-                "tutorial": tutorial.id,
-                "framework": result.framework,
-                "dtype": config.dtype,
-            },
-        )
+        with outputs.writing("--save") as path:
+            save_params(
+                path,
+                result.params,
+                metadata={
+                    "tutorial": tutorial.id,
+                    "framework": result.framework,
+                    "dtype": config.dtype,
+                },
+            )
         console.print(f"  wrote {args.save}")
 
 
@@ -388,9 +441,26 @@ def _plot_result(tutorial, config, result: RunResult, path) -> None:
         from jaxtut.tutorial_data import tutorial_data
 
         x, y = tutorial_data(config).train
-        plots.plot_fit(result, x, y, path)
+        plots.plot_fit(_with_line(result, x), x, y, path)
     else:
         plots.plot_losses([result], path)
+
+
+def _with_line(result: RunResult, x) -> RunResult:
+    """``result`` with ``extras["line"]`` for a one-input linear model of any layer name.
+
+    ``plots.line_from_result`` knows the layers named ``linear`` and ``w``; the perceptron's is
+    ``fc1``, which made ``run perceptron --plot`` fail after training.
+    """
+    weights = [k for k in result.params if k.endswith("weight")]
+    if "line" in result.extras or len(weights) != 1 or np.size(result.params[weights[0]]) != 1:
+        return result
+    w = float(np.asarray(result.params[weights[0]]).reshape(()))
+    bias = result.params.get(weights[0].removesuffix("weight") + "bias")
+    b = 0.0 if bias is None else float(np.asarray(bias).reshape(()))
+    xs = np.sort(np.asarray(x, dtype=np.float64).reshape(-1))
+    line = {"x": xs, "prediction": xs * w + b}
+    return dataclasses.replace(result, extras={**result.extras, "line": line})
 
 
 # --- parity -----------------------------------------------------------------------------------
@@ -455,8 +525,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
             f"{tutorial.id} is not a training tutorial; its op-by-op parity is in "
             f"parity_tests/test_{tutorial.id}.py"
         )
-    tutorial.torch_module()
     config = _config(args, tutorial)
+    args.outputs = Outputs({"--json": args.json, "--plot": args.plot})
+    work = budget.check_work(tutorial, config, framework="parity", parity_steps=args.steps)
+    tutorial.torch_module()
     _check_scaling(args, tutorial, "jax")
     distributed = _distributed(args)
     if distributed:
@@ -474,13 +546,21 @@ def cmd_parity(args: argparse.Namespace) -> int:
     _check_device(config, "jax")
     _check_device(config, "torch")
     console = _console(quiet=not primary)
-    console.print(f"[bold]{tutorial.id}[/bold] parity, {_describe(config)}")
+    # The header names what runs: --steps on a full-batch tutorial trains that many epochs.
+    full_batch = work.batch_slots == 0
+    shown = config.replace(epochs=args.steps) if full_batch and args.steps else config
+    first = f"; the first {args.steps} steps" if args.steps and not full_batch else ""
+    console.print(f"[bold]{tutorial.id}[/bold] parity, {_describe(shown)}{first}")
     if distributed:
         from jaxtut.distributed import run_parity, shared_port
         from jaxtut.parity import check_pair
         from jaxtut.tutorial_data import tutorial_data
 
-        plan = None if args.steps is None else _truncate(tutorial_data(config).plan, args.steps)
+        plan = None
+        if args.steps is not None and full_batch:
+            config = shown
+        elif args.steps is not None:
+            plan = _truncate(tutorial_data(config).plan, args.steps)
         address = f"{host}:{shared_port(host)}"
         pair = run_parity(
             tutorial.id, config, plan=plan, torch_address=address, devices=args.devices
@@ -493,14 +573,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
             pair, checks = parity(tutorial.id, config, steps=args.steps)
     _print_parity(console, pair, checks)
     passed = all(c.passed for c in checks)
-    if primary and args.json:
-        from jaxtut.io import write_json
-
-        write_json(args.json, _parity_json(pair, checks))
-    if primary and args.plot:
+    if primary and "--json" in args.outputs:
+        with args.outputs.writing("--json") as path:
+            write_json(path, _parity_json(pair, checks))
+    if primary and "--plot" in args.outputs:
         from jaxtut import plots
 
-        plots.plot_losses([pair.jax, pair.torch], args.plot)
+        with args.outputs.writing("--plot") as path:
+            plots.plot_losses([pair.jax, pair.torch], path)
     return EXIT_OK if passed else EXIT_FAIL
 
 
@@ -552,7 +632,8 @@ def _parity_json(pair, checks) -> dict[str, Any]:
 def cmd_tour(args: argparse.Namespace) -> int:
     from jaxtut.tour import run_tour
 
-    return run_tour(Path(args.out), data_dir=args.data_dir, console=_console())
+    out = check_report_dir(args.out)  # the tour replaces the whole folder: check it first
+    return run_tour(out, data_dir=args.data_dir, console=_console())
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -592,8 +673,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dtype", choices=("float32", "float64"))
         p.add_argument("--device", choices=("cpu", "gpu"))
         p.add_argument("--data-dir", help="folder with the four MNIST IDX files")
-        p.add_argument("--json", type=Path, help="write the result as JSON")
-        p.add_argument("--plot", type=Path, help="write a PNG (loss curve or fitted line)")
+        p.add_argument("--json", type=output_path, help="write the result as JSON")
+        p.add_argument("--plot", type=output_path, help="write a PNG (loss curve or fitted line)")
 
     def scaling(p):
         p.add_argument(
@@ -625,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--lr", type=positive_float)
     p.add_argument("--batch-size", type=positive_int)
-    p.add_argument("--save", type=Path, help="write the trained parameters (safetensors)")
+    p.add_argument("--save", type=output_path, help="write the trained parameters (safetensors)")
     p.add_argument("--init", type=Path, help="start from parameters saved with --save")
     p.add_argument(
         "--seeds",
@@ -665,20 +746,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return args.func(args)
+        with _sigterm_as_interrupt():
+            return args.func(args)
     except JaxtutError as e:
         if args.debug:
             raise
         _error(f"jaxtut: error: {e}")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        _error("jaxtut: interrupted; no output files were written")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
+        outputs = getattr(args, "outputs", None)
+        note = outputs.interrupted_note() if outputs else "no output files were written"
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        _error(f"jaxtut: {what}; {note}")
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     except Exception as e:  # a bug, not a user error: say so, keep the traceback behind --debug
         if args.debug:
             raise
         _error(f"jaxtut: internal error: {type(e).__name__}: {e} (rerun with --debug)")
         return EXIT_FAIL
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a command runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt).
+
+    So SIGTERM gets Ctrl-C's cleanup: temporaries removed, no partial output. Only the main
+    thread can install handlers (``main`` may be called from a test's worker thread); the
+    previous handler is restored afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    lock = threading.Lock()
+    done = False
+    timers: list[threading.Timer] = []
+
+    def redeliver() -> None:
+        with lock:
+            if not done:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    def terminate(signum, frame):
+        if done:
+            return
+        # Python prints and drops an exception raised while a gc callback or __del__ runs (JAX
+        # registers a gc callback), which swallowed SIGTERM mid-run; re-deliver the signal
+        # until the exception lands in the command itself.
+        timer = threading.Timer(0.5, redeliver)
+        timer.daemon = True
+        timers.append(timer)
+        timer.start()
+        raise Terminated
+
+    def unraisable(info) -> None:
+        if not isinstance(info.exc_value, Terminated):  # a dropped Terminated is re-delivered
+            previous_hook(info)
+
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        with lock:
+            done = True
+        for timer in timers:
+            timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
 
 
 def _error(message: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any, Self
 
 import numpy as np
@@ -44,8 +45,8 @@ def _check_types(config: Config) -> None:
             ok, normal, expected = _is_real(value), float, "a number"
         elif kinds == {"bool"}:
             ok, normal, expected = isinstance(value, bool | np.bool_), bool, "True or False"
-        elif kinds == {"str"}:
-            ok, normal, expected = isinstance(value, str), str, "a string"
+        elif kinds == {"str"}:  # a path (data_dir) may come as a pathlib.Path
+            ok, normal, expected = isinstance(value, str | os.PathLike), os.fspath, "a string"
         else:
             continue
         if not ok:

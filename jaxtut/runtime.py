@@ -22,10 +22,11 @@ from jaxtut.errors import ConfigError, DeviceError
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "gpu")
 
-# Seeds are unsigned 64-bit integers: the most that every consumer takes in full. PyTorch's
-# ``manual_seed`` rejects larger ones, and a JAX threefry key holds exactly 64 bits. A larger seed
-# could only be folded (hashed) down, so two seeds could meet; it is rejected instead.
-MAX_SEED = 2**64 - 1
+# Seeds are unsigned 32-bit integers: the most that every consumer takes in full. PyTorch's CPU
+# generator (mt19937) keeps only the low 32 bits of ``torch.manual_seed``'s argument, so seeds
+# 2**32 apart drew the very same torch parameters (measured: seed 2**32 == seed 0); JAX's key keeps
+# 32 bits too when x64 is off. A seed that a framework would alias is refused, not folded down.
+MAX_SEED = 2**32 - 1
 
 
 def check_seed(seed: object, what: str = "seed") -> int:
@@ -34,40 +35,29 @@ def check_seed(seed: object, what: str = "seed") -> int:
     Booleans are refused (``True`` is an ``int`` to Python but never a seed a user meant).
     """
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise ConfigError(f"{what} must be an integer in [0, 2**64 - 1], got {seed!r}")
+        raise ConfigError(f"{what} must be an integer in [0, 2**32 - 1], got {seed!r}")
     seed = int(seed)
     if not 0 <= seed <= MAX_SEED:
         raise ConfigError(
-            f"{what} must be an integer in [0, 2**64 - 1] (64 bits, what PyTorch and a JAX key "
-            f"hold), got {seed}"
+            f"{what} must be an integer in [0, 2**32 - 1] (PyTorch's CPU generator and a float32 "
+            f"JAX key keep 32 bits, so larger seeds would repeat smaller ones), got {seed}"
         )
     return seed
 
 
-def _key_data(seeds: np.ndarray) -> np.ndarray:
-    """``(..., 2)`` uint32 threefry key data ``[high 32 bits, low 32 bits]`` of uint64 seeds."""
-    seeds = seeds.astype(np.uint64)
-    return np.stack([seeds >> np.uint64(32), seeds & np.uint64(0xFFFFFFFF)], axis=-1).astype(
-        np.uint32
-    )
-
-
 def prng_key(seed: int):
-    """A JAX PRNG key that uses all 64 bits of ``seed``, whatever the x64 setting.
+    """The JAX PRNG key of ``seed``, the same whatever the x64 setting, after checking the seed.
 
-    ``jax.random.key(seed)`` keeps only the low 32 bits when x64 is off (float32 runs), so seed
-    ``2**32`` drew the same parameters as seed ``0``; with x64 on it rejects seeds of 2**63 and
-    more. Threefry's key is two 32-bit words, and JAX with x64 on fills them with the seed's
-    high and low halves; this builds that very key in either mode. Hence for every seed below
-    ``2**32`` (all seeds a run used before) the key, and so the initial parameters, are exactly
-    those of ``jax.random.key(seed)``, float32 and float64 runs of one seed start from the same
-    key, and distinct seeds never share a key.
+    ``jax.random.key(seed)`` silently keeps only the low 32 bits when x64 is off (float32 runs),
+    and so aliased seed ``2**32`` with seed ``0``; this refuses such a seed instead
+    (:func:`check_seed`). For every valid seed the key is exactly ``jax.random.key(seed)``'s, in
+    float32 and float64 runs alike.
 
     Args:
-      seed: an integer in ``[0, 2**64 - 1]``.
+      seed: an integer in ``[0, MAX_SEED]``.
 
     Raises:
-      ConfigError: ``seed`` is not such an integer (see :func:`check_seed`).
+      ConfigError: ``seed`` is not such an integer.
     """
     return prng_keys([seed])[0]
 
@@ -81,14 +71,13 @@ def prng_keys(seeds) -> object:
     """
     import jax
 
-    seeds = [check_seed(s) for s in seeds]
-    data = _key_data(np.asarray(seeds, dtype=np.uint64).reshape(-1))
-    impl = jax.random.key_impl(jax.random.key(0))
-    if str(impl) == "threefry2x32":
+    seeds = np.asarray([check_seed(s) for s in seeds], dtype=np.uint32).reshape(-1)
+    if str(jax.random.key_impl(jax.random.key(0))) == "threefry2x32":
+        # Threefry key data is [high word, low word] of the seed; the high word of a 32-bit seed
+        # is 0 (what jax.random.key writes in either x64 mode).
+        data = np.stack([np.zeros_like(seeds), seeds], axis=-1)
         return jax.random.wrap_key_data(data, impl="threefry2x32")
-    # Another default PRNG (e.g. rbg): its key layout differs, so fold the high word in.
-    keys = jax.vmap(jax.random.key)(data[:, 1])
-    return jax.vmap(jax.random.fold_in)(keys, data[:, 0])
+    return jax.vmap(jax.random.key)(seeds)  # another default PRNG (e.g. rbg): its own layout
 
 
 def check_dtype(dtype: str) -> str:
