@@ -101,42 +101,57 @@ class Work:
     flops: float
 
 
-def _n_params(tutorial: Any, probe_config: Any, experiment: Any) -> int:
-    """Trainable parameters, from the JAX initialiser's shapes (nothing is allocated)."""
-    import jax
-
-    init = experiment.jax.init if experiment is not None else tutorial.trainer().init
-    dtype = probe_config.dtype
-    with jax.enable_x64(dtype == "float64"):
-        shapes = jax.eval_shape(lambda: init(jax.random.key(0), np.dtype(dtype)))
-    return int(sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes)))
-
-
-def _probe(tutorial: Any, config: Any) -> tuple[int, bool, int, int]:
-    """``(samples, batched, data bytes, params)`` from a one-epoch, one-sample-per-step probe.
-
-    The probe builds the data arrays the run will use anyway (cached for MNIST) and a plan of
-    one epoch of single samples, so its cost does not grow with the epochs or the batch size.
-    """
+def _probe_config(config: Any) -> Any:
+    """``config`` for one epoch of single samples: a probe whose cost does not grow with them."""
     changes: dict[str, Any] = {"epochs": 1}
     if any(f.name == "batch_size" for f in dataclasses.fields(config)):
         changes["batch_size"] = 1
-    probe = config.replace(**changes)
-    experiment = None
-    if hasattr(tutorial, "experiment"):
-        experiment = tutorial.experiment(probe)
-        train, plan = experiment.train, experiment.plan
-    else:
-        from jaxtut.tutorial_data import tutorial_data
+    return config.replace(**changes)
 
+
+def _probe_data(tutorial: Any, config: Any) -> tuple[int, bool, int]:
+    """``(samples, batched, data bytes)`` of a training tutorial, from a probe of its data.
+
+    The probe builds the data arrays the run uses anyway (MNIST's are cached) and a plan of one
+    epoch of single samples. It goes through :func:`jaxtut.tutorial_data.tutorial_data`, which
+    imports neither JAX nor Flax, so a refusal on memory or steps costs no model import.
+    """
+    from jaxtut.tutorial_data import _BUILDERS, tutorial_data
+
+    probe = _probe_config(config)
+    if type(probe) in _BUILDERS:
         data = tutorial_data(probe)
         train, plan = data.train, data.plan
+    else:  # a tutorial whose data only its experiment knows
+        experiment = tutorial.experiment(probe)
+        train, plan = experiment.train, experiment.plan
+    leaves = [np.asarray(x) for x in _leaves(train)]
+    samples = plan.steps_per_epoch if plan is not None else len(leaves[0])
+    return samples, plan is not None, sum(x.nbytes for x in leaves)
+
+
+def _leaves(tree: Any) -> list[Any]:
+    """The arrays of a nested tuple / list / dict of arrays (NumPy only: no JAX import)."""
+    if isinstance(tree, dict):
+        return [leaf for v in tree.values() for leaf in _leaves(v)]
+    if isinstance(tree, list | tuple):
+        return [leaf for v in tree for leaf in _leaves(v)]
+    return [] if tree is None else [tree]
+
+
+def _n_params(tutorial: Any, config: Any) -> int:
+    """Trainable parameters, from the JAX initialiser's shapes (nothing is allocated)."""
     import jax
 
-    leaves = [np.asarray(x) for x in jax.tree.leaves(train)]
-    samples = plan.steps_per_epoch if plan is not None else len(leaves[0])
-    data_bytes = sum(x.nbytes for x in leaves)
-    return samples, plan is not None, data_bytes, _n_params(tutorial, probe, experiment)
+    probe = _probe_config(config)
+    init = (
+        tutorial.experiment(probe).jax.init
+        if hasattr(tutorial, "experiment")
+        else tutorial.trainer().init
+    )
+    with jax.enable_x64(probe.dtype == "float64"):
+        shapes = jax.eval_shape(lambda: init(jax.random.key(0), np.dtype(probe.dtype)))
+    return int(sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes)))
 
 
 def plan_work(
@@ -146,8 +161,26 @@ def plan_work(
     framework: str = "jax",
     seeds: int = 1,
     parity_steps: int | None = None,
+    params: int | None = None,
 ) -> Work:
-    """Estimates the work of a training command without doing it (see :func:`check_work`)."""
+    """Estimates the work of a training command without doing it (see :func:`check_work`).
+
+    Args:
+      tutorial, config, framework, seeds, parity_steps: as for :func:`check_work`.
+      params: the model's parameter count if known; ``None`` counts them (imports JAX).
+    """
+    samples, batched, data_bytes = _probe_data(tutorial, config)
+    if params is None:
+        params = _n_params(tutorial, config)
+    return _estimate(
+        tutorial, config, framework, seeds, parity_steps, samples, batched, data_bytes, params
+    )
+
+
+def _estimate(
+    tutorial, config, framework, seeds, parity_steps, samples, batched, data_bytes, params
+) -> Work:
+    """The arithmetic of :func:`plan_work` on the probed sizes."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"the number of seeds must be a positive integer, got {seeds!r}")
     if config.seed + seeds - 1 > MAX_SEED:
@@ -156,7 +189,6 @@ def plan_work(
             "start from a smaller --seed"
         )
     frameworks = ("jax", "torch") if framework == "parity" else (framework,)
-    samples, batched, data_bytes, params = _probe(tutorial, config)
     epochs = config.epochs
     if batched:
         batch = config.batch_size or 1
@@ -240,8 +272,17 @@ def check_work(
     if not tutorial.trains:
         check_demo(tutorial, config, limits)
         return None  # type: ignore[return-value]
-    work = plan_work(tutorial, config, framework=framework, seeds=seeds, parity_steps=parity_steps)
-    what = f"{tutorial.id} with {work.epochs} epochs x {work.steps_per_epoch} steps"
+    sizes = _probe_data(tutorial, config)
+    args = (tutorial, config, framework, seeds, parity_steps, *sizes)
+    # Memory and steps first, without the parameter count: refusing them then imports no model.
+    _check_limits(_estimate(*args, 0), limits, flops=False)
+    work = _estimate(*args, _n_params(tutorial, config))
+    _check_limits(work, limits, flops=True)
+    return work
+
+
+def _check_limits(work: Work, limits: Limits, *, flops: bool) -> None:
+    what = f"{work.tutorial} with {work.epochs} epochs x {work.steps_per_epoch} steps"
     if work.seeds > 1:
         what += f" x {work.seeds} seeds"
     if work.host_bytes > limits.host_bytes:
@@ -266,12 +307,11 @@ def check_work(
             f"{what} is {torch_steps:,} PyTorch steps (a Python loop), over the limit of "
             f"{limits.torch_steps:,}; use fewer epochs or seeds"
         )
-    if work.flops > limits.flops:
+    if flops and work.flops > limits.flops:
         raise BudgetError(
             f"{what} is about {work.flops:.1e} floating-point operations, over the limit of "
             f"{limits.flops:.0e} (hours of computing); use fewer epochs or seeds"
         )
-    return work
 
 
 def check_demo(tutorial: Any, config: Any, limits: Limits | None = None) -> None:

@@ -770,37 +770,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _sigterm_as_interrupt():
     """While a command runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt).
 
-    So SIGTERM gets Ctrl-C's cleanup: temporaries removed, no partial output. Only the main
-    thread can install handlers (``main`` may be called from a test's worker thread); the
-    previous handler is restored afterwards.
+    So SIGTERM gets Ctrl-C's cleanup: temporaries removed, no partial output. Python prints and
+    drops an exception raised while a gc callback or ``__del__`` runs (JAX registers a gc
+    callback), which swallowed Ctrl-C and SIGTERM mid-run (the run went on); such a dropped
+    interrupt is re-delivered at once, so it lands in the command itself. Only the main thread
+    can install handlers (``main`` may be called from a test's worker thread); everything is
+    restored afterwards.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     lock = threading.Lock()
     done = False
-    timers: list[threading.Timer] = []
-
-    def redeliver() -> None:
-        with lock:
-            if not done:
-                os.kill(os.getpid(), signal.SIGTERM)
 
     def terminate(signum, frame):
-        if done:
-            return
-        # Python prints and drops an exception raised while a gc callback or __del__ runs (JAX
-        # registers a gc callback), which swallowed SIGTERM mid-run; re-deliver the signal
-        # until the exception lands in the command itself.
-        timer = threading.Timer(0.5, redeliver)
-        timer.daemon = True
-        timers.append(timer)
-        timer.start()
-        raise Terminated
+        if not done:
+            raise Terminated
+
+    def resend(sig: int) -> None:
+        with lock:
+            if not done:
+                os.kill(os.getpid(), sig)
 
     def unraisable(info) -> None:
-        if not isinstance(info.exc_value, Terminated):  # a dropped Terminated is re-delivered
+        if not isinstance(info.exc_value, KeyboardInterrupt):
             previous_hook(info)
+        elif not done:  # dropped: send it again, from a thread (a signal sent to oneself is
+            # handled at once, inside this hook, and dropped again); it lands in the command
+            sig = signal.SIGTERM if isinstance(info.exc_value, Terminated) else signal.SIGINT
+            timer = threading.Timer(0.01, resend, (sig,))
+            timer.daemon = True
+            timer.start()
 
     previous_hook = sys.unraisablehook
     sys.unraisablehook = unraisable
@@ -810,8 +810,6 @@ def _sigterm_as_interrupt():
     finally:
         with lock:
             done = True
-        for timer in timers:
-            timer.cancel()
         signal.signal(signal.SIGTERM, previous)
         sys.unraisablehook = previous_hook
 
