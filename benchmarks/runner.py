@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.settings import ROOFLINE_IDS, SECTIONS, SEED_IDS, Settings
-from jaxtut.cli import positive_int
+from jaxtut.options import positive_int
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

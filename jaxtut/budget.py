@@ -411,3 +411,26 @@ def learned_nothing(tutorial: Any, config: Any, results: Any) -> list[tuple[int,
         if message is not None:
             out.append((i, message))
     return out
+
+
+def failure(tutorial: Any, config: Any, results: Any, seeds: Any = None) -> str | None:
+    """One line saying why finished runs failed (exit 1 at the CLI), or ``None``.
+
+    A run fails when its loss turned NaN or infinite, or when it ended no better than chance
+    (:func:`learned_nothing`). ``seeds`` names the runs of a many-seeds sweep.
+    """
+    diverged = [i for i, r in enumerate(results) if r.diverged]
+    if diverged:
+        if seeds is not None:
+            which = [seeds[i] for i in diverged]
+            return f"jaxtut: {tutorial.id} diverged for seeds {which}; try a smaller --lr"
+        r = results[0]
+        return (
+            f"jaxtut: {tutorial.id} diverged at step {r.diverged_at} "
+            f"(loss {r.losses[r.diverged_at]}); try a smaller --lr"
+        )
+    failed = learned_nothing(tutorial, config, results)
+    if not failed:
+        return None
+    which = "" if seeds is None else f" (seeds {[seeds[i] for i, _ in failed]})"
+    return f"jaxtut: {failed[0][1]}{which}; try a smaller --lr"

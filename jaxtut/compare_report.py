@@ -243,7 +243,7 @@ class CompareReport:
 
     def write(self, path: str | Path) -> list[Path]:
         """Writes ``<path>.json``, ``<path>.md`` and, after tier 3, ``<path>.png``; atomically."""
-        from jaxtut.io import atomic_path, write_json, write_text
+        from jaxtut.io import write_json, write_text
 
         base = Path(path)
         base = base.with_suffix("") if base.suffix in (".json", ".md", ".png") else base
@@ -252,11 +252,16 @@ class CompareReport:
             write_text(base.with_suffix(".md"), self.to_markdown()),
         ]
         if self.series is not None:
-            png = base.with_suffix(".png")
-            with atomic_path(png) as tmp:
-                _plot(self, tmp)
-            out.append(png)
+            out.append(self.plot(base.with_suffix(".png")))
         return out
+
+    def plot(self, path: str | Path) -> Path:
+        """Writes the PNG: both loss curves, and the per-step differences with the envelope."""
+        from jaxtut.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            _plot(self, tmp)
+        return Path(path)
 
 
 def _plot(report: CompareReport, path: Path) -> None:

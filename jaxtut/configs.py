@@ -113,6 +113,15 @@ class Config:
         return dataclasses.asdict(self)
 
 
+# The torch optimizers and schedulers jaxtut.optim reproduces (names in lower case; torch's own
+# spelling is accepted too). Kept here as names so that configs never import JAX.
+OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop", "adadelta")
+SCHEDULERS = (
+    "step", "multistep", "exponential", "cosine", "linear", "onecycle",
+    "steplr", "multisteplr", "exponentiallr", "cosineannealinglr", "linearlr", "onecyclelr",
+)  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig(Config):
     """Options of every training tutorial.
@@ -125,6 +134,13 @@ class TrainConfig(Config):
         sample per step), which the tutorial documents.
       drop_last: drop a final partial batch instead of training on it (PyTorch's DataLoader keeps
         it by default, and so do the tutorials).
+      optimizer: the torch optimizer, by name (:data:`OPTIMIZERS`; ``jaxtut.optim`` reproduces it
+        in Optax); ``momentum`` is SGD's.
+      optimizer_options: its other arguments with torch's names, ``(("weight_decay", 0.01),)``.
+      scheduler: a torch learning-rate scheduler stepped once per epoch, by name
+        (:data:`SCHEDULERS`), or ``None``.
+      scheduler_options: its arguments with torch's names (``T_max`` defaults to the epochs,
+        ``step_size`` to 1, ``max_lr`` to ``lr``).
     """
 
     epochs: int = 1
@@ -132,6 +148,10 @@ class TrainConfig(Config):
     momentum: float = 0.0
     batch_size: int | None = None
     drop_last: bool = False
+    optimizer: str = "sgd"
+    optimizer_options: tuple[tuple[str, Any], ...] = ()
+    scheduler: str | None = None
+    scheduler_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -145,6 +165,22 @@ class TrainConfig(Config):
         _check_in_dtype(self, "momentum", self.momentum)
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.optimizer.lower() not in OPTIMIZERS:
+            raise ConfigError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        if self.scheduler is not None and self.scheduler.lower() not in SCHEDULERS:
+            raise ConfigError(
+                f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}"
+            )
+        for name in ("optimizer_options", "scheduler_options"):
+            options = getattr(self, name)
+            if not isinstance(options, tuple) or not all(
+                isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in options
+            ):
+                raise ConfigError(f"{name} must be a tuple of (name, value) pairs, got {options!r}")
+        if self.scheduler is None and self.scheduler_options:
+            raise ConfigError("scheduler_options are given but no scheduler")
 
 
 # --- Demonstrations (no training loop of their own) -------------------------------------------

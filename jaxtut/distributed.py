@@ -137,11 +137,46 @@ def shared_port(host: str) -> int:
     return int(multihost_utils.broadcast_one_to_all(np.asarray(port, np.int32)))
 
 
+def torch_address(coordinator: str | None) -> str:
+    """``HOST:PORT`` for PyTorch's rendezvous beside JAX's: process 0's host, a shared free port.
+
+    Raises:
+      ConfigError: no coordinator is known (neither the flag nor ``JAX_COORDINATOR_ADDRESS``).
+    """
+    host = coordinator_host(coordinator)
+    if host is None:
+        raise ConfigError(
+            "parity across processes needs --coordinator HOST:PORT (or "
+            "JAX_COORDINATOR_ADDRESS): process 0's host also serves PyTorch's rendezvous"
+        )
+    return f"{host}:{shared_port(host)}"
+
+
+def parity_across_processes(tutorial_id: str, config, *, steps: int | None, launch):
+    """``jaxtut parity`` as one of several processes: ``(pair, checks)``.
+
+    Like :func:`jaxtut.parity.parity`, with the JAX mesh over every process's devices and the
+    torch side as ``DistributedDataParallel``; ``launch`` is the command's
+    :class:`jaxtut.launch.Launch` (already joined).
+    """
+    from jaxtut.parity import check_pair
+
+    pair = run_parity(
+        tutorial_id,
+        config,
+        steps=steps,
+        torch_address=torch_address(launch.coordinator),
+        devices=launch.devices,
+    )
+    return pair, check_pair(pair, config.dtype)
+
+
 def run_parity(
     tutorial_id: str,
     config,
     *,
     plan=None,
+    steps: int | None = None,
     torch_address: str | None = None,
     devices: int | None = None,
 ):
@@ -154,7 +189,8 @@ def run_parity(
     Args:
       tutorial_id: a tutorial that :mod:`jaxtut.torch_ref.distributed` supports.
       config: the shared config.
-      plan: optional plan override (e.g. the first N steps).
+      plan: optional plan override.
+      steps: compare only the first ``steps`` steps (as :func:`jaxtut.parity.parity` does).
       torch_address: ``HOST:PORT`` for PyTorch's rendezvous; ``None`` joins an already
         initialized process group.
       devices: the JAX mesh's size: ``None`` or the total device count of all processes.
@@ -170,6 +206,10 @@ def run_parity(
 
     tutorial = registry.get(tutorial_id)
     torch_dist.check_supported(tutorial_id)
+    if steps is not None:  # the supported tutorials are batched: the first steps of the plan
+        from jaxtut.parity import truncate
+
+        plan = truncate(tutorial.experiment(config).plan, steps)
     init = shared_init(tutorial_id, config)
     jax_result = scaling.run(
         tutorial_id,

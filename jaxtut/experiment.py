@@ -22,7 +22,7 @@ from typing import Any
 
 from jaxtut.data.batching import BatchPlan
 from jaxtut.errors import ConfigError
-from jaxtut.runtime import DEVICES, DTYPES
+from jaxtut.runtime import DEVICES, DTYPES, check_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +119,7 @@ class Experiment:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ConfigError(f"epochs must be a positive integer, got {self.epochs!r}")
+        check_seed(self.seed)  # an experiment built outside a config is checked too
         if self.plan is not None and self.plan.epochs != self.epochs:
             raise ConfigError(
                 f"the batch plan covers {self.plan.epochs} epochs but the experiment trains "

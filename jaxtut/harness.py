@@ -170,11 +170,28 @@ def resolve_port(
             template,
         )
 
+        names = {"/".join(path): torch_key(path) for path in _tuple_paths(template)}
+
         def to_jax(state_dict, template=template, flatten_chw=flatten_chw):
+            _check_names(state_dict, set(names.values()))
             return from_state_dict(state_dict, template, flatten_chw=flatten_chw)
 
-        names = {"/".join(path): torch_key(path) for path in _tuple_paths(template)}
     return Port(forward=forward, to_jax=to_jax, names=names, init=init)
+
+
+def _check_names(state_dict: Mapping[str, Any], jax_names: set[str]) -> None:
+    """Names on one side only, said from the porter's side (which framework lacks what)."""
+    only_jax = sorted(jax_names - set(state_dict))
+    only_torch = sorted(set(state_dict) - jax_names)
+    problems = []
+    if only_torch:
+        problems.append(
+            f"the torch state_dict has {', '.join(only_torch)}, which the JAX params lack"
+        )
+    if only_jax:
+        problems.append(f"the JAX params have {', '.join(only_jax)}, which the torch model lacks")
+    if problems:
+        raise ConfigError("; ".join(problems) + " (names must mirror each other: docs/compare.md)")
 
 
 def _tuple_paths(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -554,11 +571,10 @@ def tier4(
     experiment: Experiment, model: Any, port: Port, seeds: int
 ) -> tuple[Check, dict[str, Any]]:
     """K independent initialisations per framework; Welch's t-test on the final losses."""
-    import jax
     import scipy.stats
     import torch
 
-    from jaxtut.runtime import jax_runtime
+    from jaxtut.runtime import jax_runtime, prng_key
     from jaxtut.torch_ref._common import state_dict_numpy, torch_runtime
 
     if port.init is None:
@@ -571,7 +587,7 @@ def tier4(
         opt = experiment.optimizer.to_optax()
         step = _jax_step(experiment.jax.loss, opt)
         for s in range(seeds):
-            params = port.init(jax.random.key(s))
+            params = port.init(prng_key(s))
             run = _JaxRun(experiment, params, opt, step)
             jax_final.append(
                 _final_loss(

@@ -314,6 +314,42 @@ def run_pair(
     return Pair(tutorial_id, config, init, jax_result, torch_result, nudged)
 
 
+def loss_rows(pair: Pair, max_rows: int = 20) -> list[tuple[str, float, float]]:
+    """Per-step rows for short runs, else per-epoch rows, thinned to about ``max_rows``."""
+    steps = len(pair.jax.losses)
+    if steps <= max_rows:
+        pairs = zip(pair.jax.losses, pair.torch.losses, strict=True)
+        return [(f"step {i}", a, b) for i, (a, b) in enumerate(pairs)]
+    ja, ta = pair.jax.epoch_metrics["loss"], pair.torch.epoch_metrics["loss"]
+    label = "epoch"
+    if len(ja) == 1:  # one long epoch: sample steps instead
+        ja, ta, label = pair.jax.losses, pair.torch.losses, "step"
+    keep = np.unique(np.linspace(0, len(ja) - 1, min(max_rows, len(ja))).astype(int))
+    return [(f"{label} {i}", ja[i], ta[i]) for i in keep]
+
+
+def parity_json(pair: Pair, checks: list[Comparison]) -> dict[str, Any]:
+    """Both runs and the verdicts, JSON-ready (what ``jaxtut parity --json`` writes)."""
+    return {
+        "tutorial": pair.tutorial,
+        "config": pair.config.to_dict(),
+        "passed": all(c.passed for c in checks),
+        "checks": [
+            {
+                "name": c.name,
+                "max_abs": c.max_abs,
+                "max_rel": c.max_rel,
+                "tolerance": c.tolerance,
+                "passed": c.passed,
+                "where": c.where,
+            }
+            for c in checks
+        ],
+        "jax": pair.jax.to_json(),
+        "torch": pair.torch.to_json(),
+    }
+
+
 def truncate(plan, steps: int):
     """The first ``steps`` steps of a plan (across epochs), as a one-epoch plan."""
     from jaxtut.data.batching import BatchPlan

@@ -33,7 +33,6 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-            os.chmod(tmp, 0o644)  # mkstemp creates the file private to its owner
     finally:
         _pyplot().close(fig)
     return Path(path)
@@ -42,21 +41,21 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
 def line_from_result(result: RunResult, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The fitted line of a linear model: ``(sorted x, prediction)``.
 
-    Uses ``result.extras["line"]`` when the run recorded one; otherwise evaluates
-    ``linear.weight * x + linear.bias`` (or ``w * x``) from the final parameters.
+    Uses ``result.extras["line"]`` when the run recorded one; otherwise evaluates the model's
+    single one-element weight (``linear.weight``, ``fc1.weight``, ``w``) and its bias, if any,
+    from the final parameters.
     """
     line = result.extras.get("line")
     if line is not None:
         return np.asarray(line["x"]).reshape(-1), np.asarray(line["prediction"]).reshape(-1)
     xs = np.sort(np.asarray(x, dtype=np.float64).reshape(-1))
     params = result.params
-    if "linear.weight" in params:
-        w = float(np.asarray(params["linear.weight"]).reshape(()))
-        b = float(np.asarray(params["linear.bias"]).reshape(()))
-    elif "w" in params:
-        w, b = float(np.asarray(params["w"]).reshape(())), 0.0
-    else:
+    weights = [k for k in params if (k == "w" or k.endswith("weight")) and np.size(params[k]) == 1]
+    if len(weights) != 1 or len(params) > 2:
         raise ValueError(f"{result.tutorial}: no fitted line in extras and no 1-D linear params")
+    w = float(np.asarray(params[weights[0]]).reshape(()))
+    bias = params.get(weights[0].removesuffix("weight") + "bias")
+    b = 0.0 if bias is None else float(np.asarray(bias).reshape(()))
     return xs, xs * w + b
 
 

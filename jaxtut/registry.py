@@ -180,6 +180,11 @@ TRAINING = tuple(t.id for t in _ENTRIES if t.trains)
 
 def get(tutorial_id: str) -> Tutorial:
     """The catalogue entry for ``tutorial_id``; an unknown id suggests the closest one."""
+    if not isinstance(tutorial_id, str):
+        raise UnknownTutorialError(
+            f"a tutorial id is a string such as 'mnist_mlp', got {type(tutorial_id).__name__} "
+            f"{tutorial_id!r} (see 'jaxtut list')"
+        )
     try:
         return TUTORIALS[tutorial_id]
     except KeyError:

@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from jaxtut import registry
-from jaxtut.configs import TrainConfig
+from jaxtut.budget import check_work
+from jaxtut.configs import TrainConfig, check_run
 from jaxtut.errors import ConfigError, DeviceError
 from jaxtut.result import RunResult, _jsonable
 
@@ -143,6 +144,42 @@ class SeedsResult:
     total_time_s: float
     device: str
 
+    def table(self, max_rows: int = 20) -> tuple[list[str], list[list[str]], list[list[str]]]:
+        """``(columns, per-seed rows, mean/std/min/max rows)`` as text, for printing.
+
+        Thousands of rows cost seconds to lay out and nobody reads them: beyond ``max_rows``
+        seeds, the first and last ``max_rows // 2`` are shown around a ``(N more)`` row (the
+        JSON holds every seed).
+        """
+        names = list(self.summary)
+
+        def row(seed: int, r: RunResult) -> list[str]:
+            values = [
+                r.epoch_metrics["loss"][-1] if n == LAST_EPOCH_LOSS else r.metrics[n] for n in names
+            ]
+            return [str(seed), *(f"{v:.6g}" for v in values)]
+
+        rows = [row(s, r) for s, r in zip(self.seeds, self.results, strict=True)]
+        if len(rows) > max_rows:
+            half = max_rows // 2
+            hidden = [f"({len(rows) - 2 * half} more)", *("..." for _ in names)]
+            rows = [*rows[:half], hidden, *rows[-half:]]
+        stats = [
+            [stat, *(f"{self.summary[n][stat]:.6g}" for n in names)]
+            for stat in ("mean", "std", "min", "max")
+        ]
+        return ["seed", *names], rows, stats
+
+    def timing(self) -> str:
+        """One line: training, compile and end-to-end seconds, and where it ran."""
+        timing = f"{self.wall_time_s:.3f} s training"
+        if self.compile_time_s:
+            timing += f" + {self.compile_time_s:.2f} s compile"
+        return (
+            f"{timing}, {self.total_time_s:.2f} s in all (data preparation included) "
+            f"on {self.device}"
+        )
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict holding the summary and every seed's full result."""
         out = {
@@ -223,8 +260,10 @@ def run_seeds(
         an invalid combination of arguments.
     """
     tutorial = _training_tutorial(tutorial_id)
+    check_run(tutorial, framework, config)  # as strict as the CLI: framework, config type
     config = config or tutorial.config()
     seeds = seed_list(config, seeds)
+    check_work(tutorial, config, framework=framework, seeds=len(seeds))
     start = time.perf_counter()
     if framework == "torch":
         if devices is not None or mesh is not None:

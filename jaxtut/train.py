@@ -31,12 +31,13 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxtut.checkpoint import check_state_dict
 from jaxtut.compiled import TRACE_COUNTS, compile_once, count_trace, timed_call, to_numpy
 from jaxtut.convert import from_state_dict, to_state_dict
 from jaxtut.errors import ConfigError
 from jaxtut.experiment import Experiment, Trainer
 from jaxtut.result import RunResult
-from jaxtut.runtime import jax_runtime, versions
+from jaxtut.runtime import jax_runtime, prng_key, prng_keys, versions
 from jaxtut.sharding import check_split, device_label, placer, runtime
 
 __all__ = [
@@ -149,7 +150,8 @@ def initial_params(experiment: Experiment, init_params: Mapping[str, np.ndarray]
     if init_params is None:
         if experiment.jax.init is None:
             _template(experiment.jax, dtype)  # raises the clear error
-        return experiment.jax.init(jax.random.key(experiment.seed), dtype)
+        return experiment.jax.init(prng_key(experiment.seed), dtype)
+    check_state_dict(init_params)  # integer or non-finite starts refused, as on the torch side
     return from_state_dict(init_params, _template(experiment.jax, dtype))
 
 
@@ -373,7 +375,7 @@ def train_seeds(
         dtype = jnp.dtype(experiment.dtype)
         if trainer.init is None:
             _template(trainer, dtype)  # raises the clear error
-        keys = jnp.stack([jax.random.key(s) for s in seeds])
+        keys = prng_keys(seeds)  # one host-side step: linear in K, no K-operand concatenate
         params = _vmapped_init(trainer, dtype)(keys)
         idx = mask = None
         if experiment.plan is not None:

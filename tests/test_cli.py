@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from jaxtut import cli, registry
+from jaxtut.parity import parity
 
 from mnist_dir import find_mnist_dir
 
@@ -115,7 +116,7 @@ def test_parity_fails_when_the_sides_differ(monkeypatch, capsys):
     assert "FAIL" in capsys.readouterr().out
     monkeypatch.undo()
     config = registry.get("perceptron").default_config(dtype="float64")
-    _, checks = cli.parity("perceptron", config, steps=30, torch_config=config)
+    _, checks = parity("perceptron", config, steps=30, torch_config=config)
     assert all(c.passed for c in checks)  # the same call without the perturbation passes
 
 

@@ -103,7 +103,7 @@ def test_missing_bias_fails_structure_naming_the_leaf():
     report = run(JaxNet(rngs=nnx.Rngs(0), fc2_bias=False))
     assert not report.passed
     assert "tier 0 structure" in report.verdict
-    assert "fc2.bias" in report.verdict
+    assert "torch state_dict has fc2.bias, which the JAX params lack" in report.verdict
 
 
 def test_transposed_weight_fails_at_the_forward_pass():
@@ -211,3 +211,67 @@ def test_tier4_seeds_compares_final_losses_of_independent_inits():
     assert len(tier4) == 1 and 0.0 <= tier4[0].measured <= 1.0
     assert len(report.extra["tier4"]["jax"]) == len(report.extra["tier4"]["torch"]) == 6
     assert report.passed, report.verdict  # the same initialisation law: p well above 0.01
+
+
+# --- jaxtut compare pair.py ----------------------------------------------------------------------
+
+PAIR = """
+import numpy as np, torch
+rng = np.random.default_rng(0)
+x = rng.normal(size=(40, 3))
+data = (x, x[:, :1] * 2.0 - x[:, 1:2])
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+loss = torch.nn.MSELoss()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+batch_size, epochs = 10, 1
+"""
+PORT = """
+import jax.numpy as jnp
+def port(p, x):
+    return jnp.tanh(x @ p["0"]["kernel"] + p["0"]["bias"]) @ p["2"]["kernel"] + p["2"]["bias"]
+params = {"0": {"kernel": jnp.zeros((3, 4)), "bias": jnp.zeros(4)},
+          "2": {"kernel": jnp.zeros((4, 1)), "bias": jnp.zeros(1)}}
+"""
+
+
+def compare_cli(tmp_path, capsys, text, *args):
+    from jaxtut import cli
+
+    pair = tmp_path / "pair.py"
+    pair.write_text(text)
+    code = cli.main(["compare", str(pair), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_compare_passes_and_writes_the_report(tmp_path, capsys):
+    code, out, err = compare_cli(tmp_path, capsys, PAIR + PORT, "--report", str(tmp_path / "r"))
+    assert code == 0, out + err
+    assert "PASS pair" in out
+    assert sorted(p.name for p in tmp_path.glob("r.*")) == ["r.json", "r.md", "r.png"]
+
+
+def test_cli_compare_fails_with_exit_1_on_a_wrong_port(tmp_path, capsys):
+    wrong = PORT.replace("jnp.tanh", "jnp.sin")
+    code, out, _ = compare_cli(tmp_path, capsys, PAIR + wrong)
+    assert code == 1
+    assert "FAIL pair (float64) tier 1 forward output" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (PAIR, "does not define port"),  # a file missing what is needed
+        (PAIR + PORT.replace('"2": {', '"3": {'), "state_dict has 2.bias, 2.weight, which"),
+        (PAIR + PORT.replace("(4, 1)", "(4, 2)"), "2.weight: expected shape"),  # shapes
+        (PAIR.replace("torch.nn.Tanh()", "torch.nn.RNN(4, 4)") + PORT, "RNN"),  # unmappable
+        (PAIR.replace("rng.normal(size=(40, 3))", "np.full((40, 3), np.nan)") + PORT, "NaN"),
+        ("raise ValueError('broken')\n", "line 1: ValueError: broken"),
+    ],
+)
+def test_cli_compare_bad_input_is_one_line_and_exit_2(tmp_path, capsys, text, fragment):
+    code, out, err = compare_cli(tmp_path, capsys, text)
+    assert code == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], err

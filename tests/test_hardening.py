@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxtut import budget, cli, configs, io, registry, runtime
+from jaxtut import artifacts, budget, cli, configs, io, registry, runtime
 from jaxtut.checkpoint import check_state_dict, load_params, save_params
 from jaxtut.errors import BudgetError, ConfigError, DataError, JaxtutError, OutputError, Terminated
 
@@ -604,7 +604,7 @@ def test_an_interrupt_after_one_output_says_so(tmp_path, capsys, monkeypatch):
     def terminated(*args, **kwargs):
         raise Terminated
 
-    monkeypatch.setattr(cli, "_plot_result", terminated)
+    monkeypatch.setattr(artifacts, "plot_run", terminated)
     json_path, png = tmp_path / "r.json", tmp_path / "r.png"
     code, _, err = run_cli(
         capsys,
