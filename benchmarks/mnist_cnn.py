@@ -2,8 +2,9 @@
 
 The epoch is the example's: 60,000 training images in batches of 64 (938 steps, the last of 32
 samples: padded and masked in JAX, short in torch), one shuffle shared by every variant, dropout
-on, plain SGD (lr 0.01, momentum 0; the example's Adadelta + StepLR come with ``jaxtut.optim``),
-float32 at the highest matmul precision. Timed:
+on, plain SGD (lr 0.01, momentum 0) or, with ``--optimizer adadelta``, the example's
+Adadelta(lr 1.0) + StepLR(gamma 0.7) (``jaxtut.optim`` on the JAX side), float32 at the highest
+matmul precision. Timed:
 
 * ``jax scan``: the whole epoch one compiled program (``jaxtut.loops`` rolled scan), batches
   gathered and dropout masks drawn on the device; ``compile`` is the exact AOT compile time;
@@ -22,6 +23,7 @@ The test-set evaluation (10,000 images in batches of 1000) is timed apart, once 
 Usage::
 
   python -m benchmarks.mnist_cnn [--repeats 2] [--steps N] [--no-torch-compile]
+      [--optimizer sgd|adadelta] [--torch-threads N]
 """
 
 from __future__ import annotations
@@ -35,26 +37,44 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+import optax
 
 from benchmarks.timing import install_jax_hook, no_recompile
 from jaxtut.data import shuffled_batches
 from jaxtut.loops import LoopStrategy, fit_epochs
 from jaxtut.runtime import jax_runtime
-from jaxtut.train import sgd
 from jaxtut.tutorials import mnist_cnn as cnn
 
 LR, MOMENTUM, SEED = 0.01, 0.0, 1
 
 
-def _jax_variants(data, plan_idx, plan_mask, steps):
+def _jax_optimizer(name: str, steps_per_epoch: int):
+    """SGD(lr 0.01), or the example's Adadelta(lr 1.0) + StepLR(1 epoch, gamma 0.7)."""
+    if name == "sgd":
+        return optax.sgd(LR, momentum=MOMENTUM or None)
+    from jaxtut import optim
+
+    schedule = optim.step_lr(1, 0.7, steps_per_epoch=steps_per_epoch)
+    return optim.adadelta(lr=1.0, schedule=schedule).to_optax()
+
+
+def _torch_optimizer(name: str, params):
+    import torch
+
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=LR, momentum=MOMENTUM)
+    # StepLR(step_size=1) steps after each epoch, so within one epoch the lr is 1.0 throughout.
+    return torch.optim.Adadelta(params, lr=1.0)
+
+
+def _jax_variants(data, plan_idx, plan_mask, steps, optimizer_name, steps_per_epoch):
     """``{name: (run, AOT compile seconds or None)}``: each ``run()`` trains one epoch from the
     same initial state (nothing is donated) and waits for it; it returns ``fit_epochs``'s
     ``(carry, losses, metrics)``."""
     x_train, y_train = (jax.device_put(a) for a in data)
     params = jax.device_put(cnn.init(jax.random.key(SEED)))
-    optimizer = sgd(jnp.float32(LR), jnp.float32(MOMENTUM))
+    optimizer = _jax_optimizer(optimizer_name, steps_per_epoch)
     opt_state = optimizer.init(params)
     step = cnn.make_train_step(optimizer)
     consts = (x_train, y_train, jax.random.key(SEED))
@@ -82,7 +102,7 @@ def _jax_variants(data, plan_idx, plan_mask, steps):
     }, params
 
 
-def _torch_variants(data, plan, steps, compiled: bool):
+def _torch_variants(data, plan, steps, compiled: bool, optimizer_name: str):
     """``{name: run}`` for torch eager (and torch.compile): one epoch each, from the same init."""
     import torch
     import torch.nn.functional as F
@@ -111,7 +131,7 @@ def _torch_variants(data, plan, steps, compiled: bool):
             with torch.no_grad():
                 model.load_state_dict(start)
             model.train()
-            optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+            optimizer = _torch_optimizer(optimizer_name, model.parameters())
             losses = []
             for idx in batches:
                 optimizer.zero_grad()
@@ -140,6 +160,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="steps per epoch (default 938)")
     parser.add_argument("--no-torch-compile", dest="torch_compile", action="store_false")
     parser.add_argument("--data-dir", default=os.environ.get("JAXTUT_DATA_DIR"))
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        choices=["jax scan", "jax stepwise", "torch eager", "torch.compile"],
+        help="time only these (quote names with spaces)",
+    )
+    parser.add_argument("--optimizer", choices=["sgd", "adadelta"], default="sgd")
     parser.add_argument("--torch-threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args(argv)
     install_jax_hook()
@@ -154,12 +182,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     steps = args.steps or plan.steps_per_epoch
     print(
         f"jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {steps} steps of batch 64"
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {steps} steps of batch 64, "
+        f"{args.optimizer}"
     )
     with jax_runtime("float32", "cpu"):
-        jax_runs, _ = _jax_variants((x_train, y_train), plan.idx.astype(np.int32), plan.mask, steps)
+        jax_runs, _ = _jax_variants(
+            (x_train, y_train),
+            plan.idx.astype(np.int32),
+            plan.mask,
+            steps,
+            args.optimizer,
+            plan.steps_per_epoch,
+        )
         runs = {name: run for name, (run, _) in jax_runs.items()}
-        runs.update(_torch_variants((x_train, y_train), plan, steps, args.torch_compile))
+        runs.update(
+            _torch_variants((x_train, y_train), plan, steps, args.torch_compile, args.optimizer)
+        )
+        if args.variants:
+            runs = {name: run for name, run in runs.items() if name in args.variants}
         first, samples = {}, {name: [] for name in runs}
         outputs = {}
         for repeat in range(args.repeats + 1):
@@ -182,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             median = statistics.median(values)
             if name == "jax scan":
                 compile_s = f"{jax_runs[name][1]:9.2f}"
+            elif name == "torch eager":  # nothing compiles
+                compile_s = f"{'-':>9s}"
             else:  # first call minus a steady epoch
                 compile_s = f"{first[name] - median:9.2f}"
             print(

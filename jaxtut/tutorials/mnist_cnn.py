@@ -216,11 +216,21 @@ def numpy_dropout_masks(seed: int, step: int, batch: int, dtype: Any = np.float3
 
 
 def jax_dropout_masks(key: jax.Array, batch: int, dtype: Any = jnp.float32):
-    """The same masks' distribution drawn on the device (for JAX-only runs); see above."""
+    """The same masks' distribution drawn on the device, for JAX-only runs.
+
+    Each element gets one random byte ``u`` and is dropped iff ``u < 256 p``: exactly
+    Bernoulli(p) for ``p`` a multiple of 1/256 (0.25 and 0.5 here). Bytes rather than
+    ``jax.random.bernoulli``'s one float per element because JAX packs four bytes into each
+    32-bit draw of its generator: a quarter of the random numbers. (With ``bernoulli``, drawing
+    the masks measured about 4 ms of a ~50 ms CPU training step.)
+    """
     masks = []
     keys = jax.random.split(key)
     for k, shape, p in zip(keys, mask_shapes(batch), (P_DROPOUT1, P_DROPOUT2), strict=True):
-        keep = jax.random.bernoulli(k, 1.0 - p, shape)
+        threshold = round(p * 256)
+        if threshold != p * 256:
+            raise ValueError(f"dropout p={p} is not a multiple of 1/256")
+        keep = jax.random.bits(k, shape, jnp.uint8) >= threshold
         masks.append(keep.astype(dtype) * (jnp.asarray(1, dtype) / jnp.asarray(1.0 - p, dtype)))
     return tuple(masks)
 
