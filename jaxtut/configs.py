@@ -342,3 +342,20 @@ def check_run(tutorial: Any, framework: object, config: object, **kwargs: Any) -
         from jaxtut.checkpoint import check_state_dict
 
         check_state_dict(init)  # names and shapes are checked by each side against its model
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MnistCnnConfig(TrainConfig):
+    """pytorch/examples ``mnist/main.py``: the CNN, NLLLoss, Adadelta(1.0) with StepLR(1, 0.7).
+
+    One epoch by default (the example trains 14; ``epochs=14`` reproduces it); batch 64, test
+    batch 1000, ``Normalize((0.1307,), (0.3081,))``.
+    """
+
+    epochs: int = 1
+    lr: float = 1.0
+    batch_size: int | None = 64
+    optimizer: str = "adadelta"
+    scheduler: str | None = "step"
+    scheduler_options: tuple[tuple[str, Any], ...] = (("step_size", 1), ("gamma", 0.7))
+    data_dir: str | None = None

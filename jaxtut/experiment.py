@@ -38,6 +38,14 @@ class Trainer:
       forward: ``(params, x) -> output``, what the torch model returns.
       evaluate: optional ``(params, eval_data) -> {name: scalar}`` run once after training.
       epoch_eval: optional ``(params, eval_data) -> {name: scalar}`` run after every epoch.
+      noise: optional ``(key, batch_size, dtype) -> arrays``: per-step random inputs of the
+        loss (dropout masks), drawn from ``fold_in(key(seed), step)`` and appended to the batch,
+        ``loss(params, (*batch, noise), mask)``. The torch side receives the very same arrays
+        (``TorchSide.noise``): torch's generator cannot be reproduced, so it is not used.
+      flatten_chw: ``((torch Linear path, (C, H, W)), ...)``: Linears fed by a flattened feature
+        map, whose weights are permuted between torch's C, H, W flatten and JAX's H, W, C.
+      unroll: steps per trip of the fused loop (``lax.scan(unroll=...)``), the model's measured
+        loop strategy (docs/benchmarks.md, "Loop strategy per tutorial"); 1 is a rolled loop.
     """
 
     tutorial: str
@@ -46,6 +54,9 @@ class Trainer:
     forward: Callable[[Any, Any], Any]
     evaluate: Callable[[Any, Any], dict[str, Any]] | None = None
     epoch_eval: Callable[[Any, Any], dict[str, Any]] | None = None
+    noise: Callable[..., Any] | None = None
+    flatten_chw: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    unroll: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +73,9 @@ class TorchSide:
       loop: optional ``(experiment, init_params) -> RunResult`` for a source whose training loop
         is not the classic ``zero_grad``/forward/criterion/``backward``/``step`` one (a manual
         update); ``None`` runs :func:`jaxtut.torch_ref.train.train`.
+      noise: with ``Trainer.noise``: ``(noise arrays of the step's real samples, dtype) ->
+        model's extra argument`` (the masks in torch's layout); the model is called
+        ``model(x, extra)``.
     """
 
     model: Callable[[], Any]
@@ -69,6 +83,7 @@ class TorchSide:
     evaluate: Callable[[Any, Any], dict[str, float]] | None = None
     epoch_eval: Callable[[Any, Any], dict[str, float]] | None = None
     loop: Callable[..., Any] | None = None
+    noise: Callable[..., Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

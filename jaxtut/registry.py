@@ -27,6 +27,7 @@ SOURCES = {
     "basics": "PyTorch basics: tensors, CUDA, perceptron (seed 001)",
     "floydhub": "FloydHub 'Introduction to Deep Learning: PyTorch' (seed 003)",
     "part1": "'PyTorch Tutorial, Part 1' (seed 004)",
+    "examples": "pytorch/examples mnist/main.py (issue 13)",
 }
 
 
@@ -172,6 +173,8 @@ _ENTRIES = [
     Tutorial("mnist_mlp", "MNIST, 784-128-64-10 ReLU, LogSoftmax+NLLLoss, SGD 0.003, batch 64",
              "first_steps", C.MnistMlpConfig, "mnist", "run_mlp", uses_mnist=True,
              figures=("digits", "confusion")),
+    Tutorial("mnist_cnn", "MNIST CNN: 2 conv, max-pool, dropout, Adadelta + StepLR, batch 64",
+             "examples", C.MnistCnnConfig, "mnist_cnn", uses_mnist=True),
 ]  # fmt: skip
 
 TUTORIALS: dict[str, Tutorial] = {t.id: t for t in _ENTRIES}

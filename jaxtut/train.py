@@ -73,6 +73,10 @@ def fit(
     epochs: int,
     steps_per_epoch: int,
     epoch_eval: Callable[[Any], dict[str, jax.Array]] | None = None,
+    noise: Callable[..., Any] | None = None,
+    noise_key: jax.Array | None = None,
+    first_step: jax.Array | int = 0,
+    unroll: int = 1,
 ) -> tuple[Any, Any, jax.Array, dict[str, jax.Array]]:
     """A whole training run as one pure function (call it under ``jit``).
 
@@ -90,6 +94,12 @@ def fit(
       epochs: number of epochs (static).
       steps_per_epoch: steps per epoch (static; used when ``idx`` is ``None``).
       epoch_eval: optional ``params -> {name: scalar}`` evaluated after every epoch.
+      noise: optional ``(key, batch_size, dtype) -> arrays`` appended to every batch (dropout
+        masks), drawn from ``fold_in(noise_key, global step)``.
+      noise_key: the raw data (``jax.random.key_data``) of the key of ``noise``, from the run's
+        seed: plain uint32, so it is placed like any other array.
+      first_step: the global number of this call's first step (a run cut into chunks).
+      unroll: steps per loop trip (``lax.scan(unroll=...)``).
 
     Returns:
       ``(final params, final optimizer state, per-step losses of shape (epochs * steps,),
@@ -99,22 +109,25 @@ def fit(
 
     def step(carry, xs):
         params, opt_state = carry
-        if xs is None:
-            batch, batch_mask = data, None
-        else:
-            i, m = xs
-            batch = jax.tree.map(lambda a: a[i], data)  # gather on device: (B, ...)
-            batch_mask = m
+        i, batch_mask, number = xs
+        batch = data if i is None else jax.tree.map(lambda a: a[i], data)  # gather: (B, ...)
+        if noise is not None:
+            x = jax.tree.leaves(batch)[0]
+            key = jax.random.fold_in(jax.random.wrap_key_data(noise_key), number)
+            batch = (*batch, noise(key, x.shape[0], x.dtype))
         loss, grads = jax.value_and_grad(loss_fn)(params, batch, batch_mask)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
     def epoch(carry, xs):
-        carry, losses = jax.lax.scan(step, carry, xs, length=steps_per_epoch)
+        carry, losses = jax.lax.scan(step, carry, xs, length=steps_per_epoch, unroll=unroll)
         metrics = epoch_eval(carry[0]) if epoch_eval is not None else {}
         return carry, (losses, metrics)
 
-    xs = None if idx is None else (idx, mask)
+    numbers = None
+    if noise is not None:  # every step's global number, for its noise key
+        numbers = first_step + jnp.arange(epochs * steps_per_epoch).reshape(epochs, -1)
+    xs = (idx, mask, numbers)
     (params, opt_state), (losses, metrics) = jax.lax.scan(
         epoch, (params, opt_state), xs, length=epochs
     )
@@ -152,7 +165,10 @@ def initial_params(experiment: Experiment, init_params: Mapping[str, np.ndarray]
             _template(experiment.jax, dtype)  # raises the clear error
         return experiment.jax.init(prng_key(experiment.seed), dtype)
     check_state_dict(init_params)  # integer or non-finite starts refused, as on the torch side
-    return from_state_dict(init_params, _template(experiment.jax, dtype))
+    trainer = experiment.jax
+    return from_state_dict(
+        init_params, _template(trainer, dtype), flatten_chw=dict(trainer.flatten_chw)
+    )
 
 
 def _optimizer(experiment: Experiment) -> optax.GradientTransformation:
@@ -215,12 +231,12 @@ def train(
         # replicated. Batches are split (each device gathers its slice of every global batch from
         # the replicated data); a full-batch run has no batches, so its samples are split.
         data_axis = 0 if idx is None else None
-        axes = (None, None, data_axis, None, 2, 2)
+        axes = (None, None, data_axis, None, 2, 2, None, None)
         if mesh is not None:
             check_split(mesh, experiment.name, experiment.train, idx, data_axis)
         put = placer(mesh, device)
         data, eval_data = _jax_arrays((experiment.train, experiment.eval))
-        host = (params, opt_state, data, eval_data, idx, mask)
+        host = (params, opt_state, data, eval_data, idx, mask, *_noise_args(experiment, 0))
         out_shardings = None if mesh is None else NamedSharding(mesh, P())
         chunk = epochs if progress is None else _chunk_epochs(epochs)
         program = _program(trainer, opt, chunk, steps)
@@ -262,14 +278,19 @@ def _run_chunked(key, program, host, put, epochs, chunk, progress, out_shardings
     ``host`` holds the run's arguments on the host; the constant ones are placed once, the plan's
     slice for each call as it comes (split over the mesh like the whole plan would be).
     """
-    params, opt_state, data, eval_data, idx, mask = host
-    params, opt_state, eval_data = map(put, (params, opt_state, eval_data))
+    params, opt_state, data, eval_data, idx, mask, noise_key, _ = host
+    params, opt_state, eval_data, noise_key = map(put, (params, opt_state, eval_data, noise_key))
     data = put(data, 0 if idx is None else None)
+    steps = 1 if idx is None else idx.shape[1]
 
     def piece(a, i):
         return None if a is None else put(a[i * chunk : (i + 1) * chunk], 2)
 
+    def first_step(i):  # the global number of chunk i's first step (its noise keys)
+        return put(np.asarray(i * chunk * steps, np.int32))
+
     first = (params, opt_state, data, eval_data, piece(idx, 0), piece(mask, 0))
+    first = (*first, noise_key, first_step(0))
     exe, compile_s = compile_once(
         (*key, chunk, "chunk"), program, *first, out_shardings=out_shardings
     )
@@ -277,6 +298,7 @@ def _run_chunked(key, program, host, put, epochs, chunk, progress, out_shardings
     metrics = {}
     for i in range(epochs // chunk):
         call = (params, opt_state, data, eval_data, piece(idx, i), piece(mask, i))
+        call = (*call, noise_key, first_step(i))
         (params, opt_state, chunk_losses, chunk_epochs, metrics), seconds = timed_call(exe, *call)
         run_s += seconds
         losses.append(to_numpy(chunk_losses))
@@ -290,7 +312,7 @@ def _run_chunked(key, program, host, put, epochs, chunk, progress, out_shardings
 def _program(trainer: Trainer, opt, epochs: int, steps: int) -> Callable:
     """The whole run as one pure function of its inputs (what gets compiled)."""
 
-    def program(params, opt_state, data, eval_data, idx, mask):
+    def program(params, opt_state, data, eval_data, idx, mask, noise_key, first_step):
         count_trace(trainer.tutorial)
         epoch_eval = None
         if trainer.epoch_eval is not None:
@@ -306,11 +328,24 @@ def _program(trainer: Trainer, opt, epochs: int, steps: int) -> Callable:
             epochs=epochs,
             steps_per_epoch=steps,
             epoch_eval=epoch_eval,
+            noise=trainer.noise,
+            noise_key=noise_key,
+            first_step=first_step,
+            unroll=trainer.unroll,
         )
         metrics = {} if trainer.evaluate is None else trainer.evaluate(final, eval_data)
         return final, opt_state, losses, per_epoch, metrics
 
     return program
+
+
+def _noise_args(experiment: Experiment, first_step: int) -> tuple[Any, Any]:
+    """``(noise key, first step)`` program arguments; ``None`` for a model without noise."""
+    if experiment.jax.noise is None:
+        return None, None
+    return np.asarray(jax.random.key_data(prng_key(experiment.seed))), np.asarray(
+        first_step, np.int32
+    )
 
 
 def _result(experiment: Experiment, outputs, run_s, compile_s, label) -> RunResult:
@@ -327,7 +362,7 @@ def _result(experiment: Experiment, outputs, run_s, compile_s, label) -> RunResu
         losses=losses,
         epoch_metrics=epoch_metrics,
         metrics={k: float(v) for k, v in metrics.items()},
-        params=to_state_dict(final),
+        params=to_state_dict(final, flatten_chw=dict(experiment.jax.flatten_chw)),
         wall_time_s=run_s,
         compile_time_s=compile_s,
         versions=versions(),
@@ -385,16 +420,19 @@ def train_seeds(
         opt = _optimizer(experiment)
         opt_state = jax.vmap(opt.init)(params)
         data, eval_data = _jax_arrays((experiment.train, experiment.eval))
-        host = (params, opt_state, data, eval_data, idx, mask)
+        noise_key = None if trainer.noise is None else jax.random.key_data(keys)  # per seed
+        first_step = None if trainer.noise is None else np.asarray(0, np.int32)
+        host = (params, opt_state, data, eval_data, idx, mask, noise_key, first_step)
         if mesh is None:
             args = jax.device_put(host, device)
             out_shardings = None
         else:  # whole models per device: split the seed axis, replicate the shared data
             put = placer(mesh, device)
-            axes = (0, 0, None, None, 0, 0)
+            axes = (0, 0, None, None, 0, 0, 0, None)
             args = tuple(put(a, axis) for a, axis in zip(host, axes, strict=True))
             out_shardings = NamedSharding(mesh, P())
         axes = (0, 0, None, None, None if idx is None else 0, None if mask is None else 0)
+        axes = (*axes, None if noise_key is None else 0, None)
         program = jax.vmap(_program(trainer, opt, epochs, steps), in_axes=axes)
         exe, compile_s = compile_once(
             ("seeds", trainer, experiment.optimizer.structure_key(), epochs, steps),
@@ -427,7 +465,8 @@ def evaluate_at(
     """
     with jax_runtime(config.dtype, config.device) as device:
         template = _template(trainer, jnp.dtype(config.dtype))
-        params = jax.device_put(from_state_dict(state_dict, template), device)
+        chw = dict(trainer.flatten_chw)
+        params = jax.device_put(from_state_dict(state_dict, template, flatten_chw=chw), device)
         x, y = batch
         if np.issubdtype(np.asarray(y).dtype, np.integer):
             y = np.asarray(y, np.int32)
@@ -437,5 +476,5 @@ def evaluate_at(
         return {
             "output": np.asarray(output),
             "loss": float(loss),
-            "grads": to_state_dict(to_numpy(grads)),
+            "grads": to_state_dict(to_numpy(grads), flatten_chw=chw),
         }

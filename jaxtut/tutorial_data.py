@@ -21,9 +21,11 @@ from jaxtut.data import (
     load_mnist,
     make_regression_data,
     mnist_arrays,
+    normalize,
     perceptron_toy,
     sequential_batches,
     shuffled_batches,
+    to_tensor,
 )
 from jaxtut.data.batching import BatchPlan
 from jaxtut.experiment import Experiment, TorchSide, Trainer
@@ -58,6 +60,19 @@ def _shuffled(config: C.TrainConfig, n: int) -> BatchPlan:
     return shuffled_batches(
         n, config.batch_size, config.epochs, config.seed, drop_last=config.drop_last
     )
+
+
+def _mnist_cnn(config: C.MnistCnnConfig) -> TutorialData:
+    # ToTensor() + Normalize((0.1307,), (0.3081,)), as torch's (N, 1, 28, 28). With one channel
+    # this is also the memory order of JAX's NHWC (N, 28, 28, 1): the JAX side reshapes, free.
+    data = load_mnist(config.data_dir)
+
+    def images(raw: np.ndarray) -> np.ndarray:
+        return normalize(to_tensor(raw, dtype=config.dtype), CNN_MEAN, CNN_STD)[:, None]
+
+    x_train, x_test = images(data.train_images), images(data.test_images)
+    y_train, y_test = (np.asarray(y, np.int64) for y in (data.train_labels, data.test_labels))
+    return TutorialData((x_train, y_train), (x_test, y_test), _shuffled(config, len(x_train)))
 
 
 def _linreg_scratch(config: C.LinregScratchConfig) -> TutorialData:
@@ -97,7 +112,10 @@ _BUILDERS: dict[type, Any] = {
     C.LogregBreastCancerConfig: _breast_cancer,
     C.MnistLogregConfig: _mnist,
     C.MnistMlpConfig: _mnist,
+    C.MnistCnnConfig: _mnist_cnn,
 }
+# transforms.Normalize((0.1307,), (0.3081,)) of the MNIST CNN example.
+CNN_MEAN, CNN_STD = 0.1307, 0.3081
 
 
 def tutorial_data(config: C.TrainConfig) -> TutorialData:
@@ -105,13 +123,16 @@ def tutorial_data(config: C.TrainConfig) -> TutorialData:
     return _BUILDERS[type(config)](config)
 
 
-def reference(tutorial_id: str, module: str, *, loop: str | None = None) -> TorchSide:
+def reference(
+    tutorial_id: str, module: str, *, loop: str | None = None, noise: str | None = None
+) -> TorchSide:
     """The torch side of a catalogue tutorial, from ``jaxtut.torch_ref.<module>``.
 
     The module is imported only when a factory runs; it defines ``MODELS[id]``, ``CRITERIA[id]``
     and optionally ``EVALUATE[id]`` and ``EPOCH_EVAL[id]``, ``(model, eval tensors) -> metrics``
     with the names the JAX side uses. ``loop`` names the module's own training function where the
-    source's loop is not the classic one.
+    source's loop is not the classic one, ``noise`` its converter of the JAX side's per-step
+    noise (dropout masks) into the model's extra argument.
     """
 
     def ref():
@@ -129,6 +150,7 @@ def reference(tutorial_id: str, module: str, *, loop: str | None = None) -> Torc
         evaluate=lookup("EVALUATE"),
         epoch_eval=lookup("EPOCH_EVAL") if tutorial_id in _EPOCH_EVALS else None,
         loop=None if loop is None else lambda *a, **k: getattr(ref(), loop)(*a, **k),
+        noise=None if noise is None else lambda *a: getattr(ref(), noise)(*a),
     )
 
 
@@ -207,7 +229,7 @@ def catalogue_experiment(
     """
     data = tutorial_data(config)
     replan = None
-    if data.plan is not None and _BUILDERS[type(config)] is _mnist:  # shuffled: seed-dependent
+    if data.plan is not None and _BUILDERS[type(config)] in (_mnist, _mnist_cnn):  # shuffled
         n = len(data.train[0])
 
         def replan(seed: int) -> BatchPlan:

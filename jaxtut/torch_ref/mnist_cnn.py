@@ -10,8 +10,10 @@ What differs from ``mnist/main.py``, and why:
   here to NCHW. Without masks, ``F.dropout`` runs as usual.
 * The loss is ``NLLLoss`` on the ``log_softmax`` output (the example's ``F.nll_loss``).
 
-The optimizer (Adadelta + StepLR in the example) is the caller's choice; :func:`sgd_steps` runs
-plain SGD with shared masks for the parity tests and benchmarks.
+In the catalogue (``jaxtut run mnist_cnn --framework torch``) the classic loop every reference
+shares (:mod:`jaxtut.torch_ref.train`) trains it with the example's Adadelta(1.0) and
+StepLR(1, 0.7) and the JAX run's masks (``fold_in(key(seed), step)``); :func:`sgd_steps` runs
+plain SGD with given masks for the module's own tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from jaxtut.tutorial_data import runner
 
 P_DROPOUT1, P_DROPOUT2 = 0.25, 0.5
 
@@ -52,6 +56,22 @@ class Net(nn.Module):
 
 MODELS = {"mnist_cnn": Net}
 CRITERIA = {"mnist_cnn": nn.NLLLoss()}
+
+
+def test(model: Net, eval_data) -> dict[str, float]:
+    """The example's ``test()``: mean NLL and accuracy over the test set in batches of 1000."""
+    x_test, y_test = eval_data
+    loss, correct = 0.0, 0
+    for start in range(0, len(x_test), 1000):
+        x, y = x_test[start : start + 1000], y_test[start : start + 1000]
+        output = model(x)
+        loss += F.nll_loss(output, y, reduction="sum").item()
+        correct += (output.argmax(dim=1) == y).sum().item()
+    return {"test_loss": loss / len(x_test), "test_accuracy": correct / len(x_test)}
+
+
+EVALUATE = {"mnist_cnn": test}
+run = runner("mnist_cnn", "torch")
 
 
 def initial_state_dict(seed: int = 0) -> dict[str, np.ndarray]:

@@ -53,9 +53,52 @@ def tensors(tree: Any, dtype: str, device) -> Any:
         return {k: tensors(v, dtype, device) for k, v in tree.items()}
     if isinstance(tree, tuple | list):
         return type(tree)(tensors(v, dtype, device) for v in tree)
-    t = torch.from_numpy(np.ascontiguousarray(tree))
+    array = np.ascontiguousarray(tree)
+    # torch.from_numpy shares memory and warns on read-only arrays (the cached MNIST arrays).
+    t = torch.from_numpy(array if array.flags.writeable else array.copy())
     t = t.to(torch_dtype(dtype)) if t.is_floating_point() else t.long()
     return t.to(device)
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def _evaluate(fn, model: torch.nn.Module, eval_data: Any) -> dict[str, float]:
+    """``fn(model, eval_data)`` in evaluation mode (no dropout), without gradients."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            return fn(model, eval_data)
+    finally:
+        model.train()
+
+
+def _noise(experiment: Experiment):
+    """``(step, real samples, batch size) -> arrays``: the JAX side's per-step noise, on the host.
+
+    The same function with the same keys (``fold_in(key(seed), step)``) as in the JAX program,
+    computed with JAX on the CPU and handed to torch: both frameworks see identical dropout
+    masks, which no seeding of torch's own generator could give.
+    """
+    make = experiment.jax.noise
+    if make is None:
+        return None
+    import jax
+
+    from jaxtut.runtime import jax_runtime, prng_key
+
+    with jax_runtime(experiment.dtype, "cpu"):
+        key = prng_key(experiment.seed)
+    dtype = np.dtype(experiment.dtype)
+    draw = jax.jit(make, static_argnums=(1, 2))
+
+    def noise(step: int, real: int, batch: int):
+        with jax_runtime(experiment.dtype, "cpu"):
+            arrays = draw(jax.random.fold_in(key, step), batch, dtype)
+            return jax.tree.map(lambda a: np.asarray(a)[:real], arrays)
+
+    return noise
 
 
 def train(
@@ -80,32 +123,36 @@ def train(
         model = build(experiment, init_params, device)
         criterion = side.criterion()
         optimizer = experiment.optimizer.to_torch(model.parameters())
+        noise = _noise(experiment)
         losses, per_epoch = [], {}
         steps = experiment.steps_per_epoch
         clock = Stopwatch(device)
         for epoch in range(experiment.epochs):
             batches = [None] if plan is None else plan.batches(epoch)
-            for idx in batches:
+            for s, idx in enumerate(batches):
                 if idx is None:
                     inputs, targets = x_train, y_train
                 else:
                     idx = torch.from_numpy(idx).to(device)
                     inputs, targets = x_train[idx], y_train[idx]
                 optimizer.zero_grad()
-                loss = criterion(model(inputs), targets)
+                if noise is None:
+                    output = model(inputs)
+                else:  # the JAX run's masks of this step, its real samples only
+                    extra = noise(epoch * steps + s, len(inputs), plan.batch_size)
+                    output = model(inputs, side.noise(extra, model_dtype(model)))
+                loss = criterion(output, targets)
                 loss.backward()
                 optimizer.step()
                 losses.append(loss.item())
             if side.epoch_eval is not None:
-                with torch.no_grad():
-                    for k, v in side.epoch_eval(model, eval_data).items():
-                        per_epoch.setdefault(k, []).append(float(v))
+                for k, v in _evaluate(side.epoch_eval, model, eval_data).items():
+                    per_epoch.setdefault(k, []).append(float(v))
             if progress is not None:
                 progress(epoch + 1, experiment.epochs, float(np.mean(losses[-steps:])))
         metrics = {}
         if side.evaluate is not None:
-            with torch.no_grad():
-                metrics = {k: float(v) for k, v in side.evaluate(model, eval_data).items()}
+            metrics = {k: float(v) for k, v in _evaluate(side.evaluate, model, eval_data).items()}
         seconds = clock.stop()
     epoch_losses = np.asarray(losses).reshape(experiment.epochs, steps).mean(axis=1)
     result = make_result(

@@ -47,10 +47,20 @@ from flax import nnx
 from jax import lax
 
 from jaxtut import nn
-from jaxtut.data import load_mnist, normalize, to_tensor
+from jaxtut.configs import MnistCnnConfig
+from jaxtut.convert import from_state_dict, to_state_dict
+from jaxtut.experiment import Experiment, Trainer
 from jaxtut.train import masked_mean
+from jaxtut.tutorial_data import (
+    CNN_MEAN,
+    CNN_STD,
+    catalogue_experiment,
+    reference,
+    runner,
+    tutorial_data,
+)
 
-MEAN, STD = 0.1307, 0.3081  # transforms.Normalize((0.1307,), (0.3081,))
+MEAN, STD = CNN_MEAN, CNN_STD  # transforms.Normalize((0.1307,), (0.3081,))
 P_DROPOUT1, P_DROPOUT2 = 0.25, 0.5
 BATCH_SIZE, TEST_BATCH_SIZE = 64, 1000
 POOLED = (12, 12, 64)  # the (H, W, C) map that fc1 flattens
@@ -165,9 +175,17 @@ def init(key: jax.Array, dtype: Any = jnp.float32) -> nn.Params:
     return nn.init_params(Net, key, dtype=dtype)
 
 
+def _nhwc(x: jax.Array) -> jax.Array:
+    """Images as ``(B, 28, 28, 1)``, from that or from torch's ``(B, 1, 28, 28)``.
+
+    With a single channel both layouts hold the pixels in the same order: a free reshape.
+    """
+    return x.reshape(x.shape[0], 28, 28, 1)
+
+
 def forward(params: nn.Params, x: jax.Array) -> jax.Array:
     """Evaluation-mode forward pass (no dropout): ``(B, 28, 28, 1) -> (B, 10)`` log-probs."""
-    return nn.apply(Net, params, x)
+    return nn.apply(Net, params, _nhwc(x))
 
 
 def nll(log_probs: jax.Array, labels: jax.Array) -> jax.Array:
@@ -185,7 +203,7 @@ def loss(params: nn.Params, batch: tuple, mask: jax.Array | None = None) -> jax.
       mask: the padding mask of a short last batch, or ``None``.
     """
     x, y, masks = batch
-    return masked_mean(nll(nn.apply(Net, params, x, masks), y), mask)
+    return masked_mean(nll(nn.apply(Net, params, _nhwc(x), masks), y), mask)
 
 
 # --- Dropout masks ---------------------------------------------------------------------------
@@ -268,20 +286,16 @@ def make_train_step(optimizer: optax.GradientTransformation):
 def mnist_cnn_arrays(data_dir: Any = None, dtype: Any = "float32"):
     """``ToTensor()`` + ``Normalize((0.1307,), (0.3081,))`` images as ``(N, 28, 28, 1)``.
 
+    The catalogue's arrays (:func:`jaxtut.tutorial_data.tutorial_data`) with the channel axis.
+
     Returns:
       ``(x_train, y_train, x_test, y_test)``; labels int32 (JAX's index type).
     """
-    data = load_mnist(data_dir)
-
-    def images(raw):
-        return normalize(to_tensor(raw, dtype=dtype), MEAN, STD)[..., None]
-
-    return (
-        images(data.train_images),
-        np.asarray(data.train_labels, np.int32),
-        images(data.test_images),
-        np.asarray(data.test_labels, np.int32),
-    )
+    data = tutorial_data(MnistCnnConfig(data_dir=data_dir, dtype=np.dtype(dtype).name, epochs=1))
+    (x_train, y_train), (x_test, y_test) = data.train, data.eval
+    x_train = x_train.reshape(len(x_train), 28, 28, 1)  # one channel: a free reshape
+    x_test = x_test.reshape(len(x_test), 28, 28, 1)
+    return x_train, y_train.astype(np.int32), x_test, y_test.astype(np.int32)
 
 
 def evaluate(params: nn.Params, eval_data: tuple) -> dict[str, jax.Array]:
@@ -310,42 +324,51 @@ def evaluate(params: nn.Params, eval_data: tuple) -> dict[str, jax.Array]:
 
 
 # --- Weights from and to torch ---------------------------------------------------------------
-# Local to this module for now: jaxtut/convert.py is gaining the general rules (HWIO <-> OIHW
-# kernels, the NHWC flatten permutation of a Linear after Flatten); these two functions are to be
-# replaced by calls to it.
+
+# fc1 reads the pooled (12, 12, 64) map flattened in H, W, C order; torch flattens C, H, W.
+FLATTEN_CHW = (("fc1", (64, 12, 12)),)
 
 
-def _fc1_rows() -> np.ndarray:
-    """``rows[j]``: torch's (C, H, W) flat index of the j-th feature of the NHWC flatten."""
-    h, w, c = POOLED
-    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+def from_torch(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """A torch ``Net`` ``state_dict`` (NumPy) as this module's params tree (:mod:`jaxtut.convert`).
 
-
-def from_torch(state_dict: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
-    """A torch ``Net`` ``state_dict`` (NumPy arrays) as this module's params tree.
-
-    Conv weights ``(O, I, kh, kw) -> (kh, kw, I, O)``; Linear weights transposed; ``fc1``'s
-    rows reordered for the NHWC flatten. Values are copied, never recomputed.
+    Conv weights ``(O, I, kh, kw) -> (kh, kw, I, O)``; Linear weights transposed; ``fc1``'s rows
+    reordered for the NHWC flatten. Values are copied, never recomputed.
     """
-    sd = {k: np.asarray(v) for k, v in state_dict.items()}
-    params = {
-        name: {"kernel": sd[f"{name}.weight"].transpose(2, 3, 1, 0), "bias": sd[f"{name}.bias"]}
-        for name in ("conv1", "conv2")
-    }
-    params["fc1"] = {"kernel": sd["fc1.weight"].T[_fc1_rows()], "bias": sd["fc1.bias"]}
-    params["fc2"] = {"kernel": sd["fc2.weight"].T, "bias": sd["fc2.bias"]}
-    return jax.tree.map(np.ascontiguousarray, params)
+    dtype = np.asarray(state_dict["fc1.weight"]).dtype
+    template = jax.eval_shape(lambda: init(jax.random.key(0), dtype))
+    return from_state_dict(state_dict, template, flatten_chw=dict(FLATTEN_CHW))
 
 
 def to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The inverse of :func:`from_torch`: params (or gradients) as a torch ``state_dict``."""
-    p = jax.tree.map(np.asarray, dict(params))
-    fc1 = np.empty_like(p["fc1"]["kernel"])
-    fc1[_fc1_rows()] = p["fc1"]["kernel"]  # back to torch's (C, H, W) row order
-    sd = {}
-    for name in ("conv1", "conv2"):
-        sd[f"{name}.weight"] = p[name]["kernel"].transpose(3, 2, 0, 1)
-        sd[f"{name}.bias"] = p[name]["bias"]
-    sd.update({"fc1.weight": fc1.T, "fc1.bias": p["fc1"]["bias"]})
-    sd.update({"fc2.weight": p["fc2"]["kernel"].T, "fc2.bias": p["fc2"]["bias"]})
-    return {k: np.ascontiguousarray(v) for k, v in sd.items()}
+    return to_state_dict(params, flatten_chw=dict(FLATTEN_CHW))
+
+
+# --- The catalogue entry ----------------------------------------------------------------------
+
+TRAINER = Trainer(
+    tutorial="mnist_cnn",
+    init=init,
+    loss=loss,
+    forward=forward,
+    evaluate=evaluate,
+    noise=jax_dropout_masks,  # the same masks reach torch (TorchSide.noise)
+    flatten_chw=FLATTEN_CHW,
+)
+TRAINERS = {"mnist_cnn": TRAINER}
+
+
+def experiment(config: MnistCnnConfig | None = None) -> Experiment:
+    """``mnist_cnn`` as an :class:`~jaxtut.experiment.Experiment`: Adadelta(1.0) and
+    StepLR(1, 0.7) by default, dropout masks drawn from ``fold_in(key(seed), step)`` and shared
+    with the torch reference."""
+    return catalogue_experiment(
+        TRAINER,
+        config or MnistCnnConfig(),
+        torch=reference("mnist_cnn", "mnist_cnn", noise="masks_to_torch"),
+    )
+
+
+EXPERIMENTS = {"mnist_cnn": experiment}
+run = runner("mnist_cnn", "jax")

@@ -139,6 +139,9 @@ MLP_TRAINER = Trainer(
     loss=mlp_loss,
     forward=mlp_forward,
     evaluate=_mlp_metrics,
+    # Unrolled by 4: this loop's state is just over the size XLA:CPU runs as one kernel, so a
+    # rolled loop costs ~4x a step (docs/benchmarks.md, "Loop strategy per tutorial").
+    unroll=4,
 )
 TRAINERS = {"perceptron": PERCEPTRON, "mlp_1_10_1": MLP_TRAINER}
 
