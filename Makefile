@@ -1,5 +1,5 @@
 # Two entry points do all the set-up on a fresh machine:
-#   make test   bootstrap .venv, lint, run tests/ and parity_tests/
+#   make test   bootstrap .venv, lint, run tests/ and parity_tests/ (all but the slow tests)
 #   make demo   bootstrap .venv, run the tour (every tutorial in JAX and PyTorch)
 PYTHON ?= python3
 VENV   := .venv
@@ -31,10 +31,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The slow parity runs (the CNN's 300 steps in both dtypes) are left to `make parity-report`.
 test: lint
-	$(PY) -m pytest tests parity_tests
+	$(PY) -m pytest tests parity_tests -m "not slow"
 
-# Regenerate the committed parity report (reports/parity.{json,md}) from a full parity run.
+# Regenerate the committed parity report (reports/parity.{json,md}) from a full parity run,
+# slow tests included.
 parity-report: $(STAMP)
 	JAXTUT_REPORT_DIR=reports $(PY) -m pytest parity_tests
 

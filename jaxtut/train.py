@@ -461,7 +461,9 @@ def evaluate_at(
       batch: ``(x, y)`` NumPy arrays in the experiment's layout (labels in any integer dtype).
 
     Returns:
-      ``{"output": array, "loss": float, "grads": state_dict-shaped gradients}`` as NumPy.
+      ``{"output": array, "loss": float, "grads": state_dict-shaped gradients}`` as NumPy. The
+      output is the evaluation-mode forward pass; the loss and gradients are the training step's
+      (with the first step's noise, for a model with dropout).
     """
     with jax_runtime(config.dtype, config.device) as device:
         template = _template(trainer, jnp.dtype(config.dtype))
@@ -472,7 +474,11 @@ def evaluate_at(
             y = np.asarray(y, np.int32)
         x, y = jax.device_put((x, y), device)
         output = jax.jit(trainer.forward)(params, x)
-        loss, grads = jax.jit(jax.value_and_grad(trainer.loss))(params, (x, y), None)
+        batch = (x, y)
+        if trainer.noise is not None:  # the first step's noise (dropout masks), as in training
+            key = jax.random.fold_in(prng_key(config.seed), 0)
+            batch = (x, y, trainer.noise(key, x.shape[0], x.dtype))
+        loss, grads = jax.jit(jax.value_and_grad(trainer.loss))(params, batch, None)
         return {
             "output": np.asarray(output),
             "loss": float(loss),

@@ -85,7 +85,7 @@ def masks_to_torch(masks: Sequence[np.ndarray], dtype: torch.dtype) -> tuple[tor
     m1, m2 = masks
     return (
         torch.from_numpy(np.ascontiguousarray(np.asarray(m1).transpose(0, 3, 1, 2))).to(dtype),
-        torch.from_numpy(np.asarray(m2)).to(dtype),
+        torch.from_numpy(np.array(m2)).to(dtype),  # a copy: JAX's host arrays are read-only
     )
 
 

@@ -166,3 +166,32 @@ def train(
         device=device,
     )
     return result if experiment.finish is None else experiment.finish(result)
+
+
+def evaluate_at(
+    experiment: Experiment, state_dict: Mapping[str, np.ndarray], batch: Any
+) -> dict[str, Any]:
+    """Forward output, loss and gradients at ``state_dict`` on one batch (parity tiers 1-2).
+
+    The torch counterpart of :func:`jaxtut.train.evaluate_at`: the output in evaluation mode,
+    the loss and gradients of a training step (with the JAX run's first-step noise, if any).
+    """
+    side = experiment.torch
+    with torch_runtime(experiment) as device:
+        model = build(experiment, state_dict, device)
+        x, y = tensors(batch, experiment.dtype, device)
+        output = _evaluate(lambda m, data: m(data), model, x)
+        noise = _noise(experiment)
+        if noise is None:
+            train_output = model(x)
+        else:
+            extra = noise(0, len(x), len(x))
+            train_output = model(x, side.noise(extra, model_dtype(model)))
+        loss = side.criterion()(train_output, y)
+        loss.backward()
+        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
+        return {
+            "output": output.detach().cpu().numpy(),
+            "loss": float(loss.item()),
+            "grads": grads,
+        }
