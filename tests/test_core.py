@@ -38,6 +38,7 @@ def test_registry_lists_the_catalogue():
         "logreg_breast_cancer",
         "mnist_logreg",
         "mnist_mlp",
+        "mnist_cnn",
     ]
     assert registry.ids(training_only=True)[0] == "linreg_scratch"
 

@@ -114,10 +114,11 @@ def test_cli_sixteen_seeds_matches_single_runs(tmp_path):
     """``jaxtut run mnist_mlp --seeds 16`` (1 epoch of batch 3000): a summary of 16 real runs.
 
     Two seeds are checked against their single runs, in float32 as the tutorial trains (float64
-    equality of shuffled MNIST seeds is checked above, on ``mnist_logreg``).
+    equality of shuffled MNIST seeds is checked above, on ``mnist_logreg``). lr 0.03: at the
+    tutorial's 0.003 twenty steps learn nothing, which the command reports as a failure (exit 1).
     """
     out = tmp_path / "seeds.json"
-    args = ["--seeds", "16", "--epochs", "1", "--batch-size", "3000"]
+    args = ["--seeds", "16", "--epochs", "1", "--batch-size", "3000", "--lr", "0.03"]
     proc = subprocess.run(
         [sys.executable, "-m", "jaxtut", "run", "mnist_mlp", *args, "--json", str(out)],
         capture_output=True,
@@ -137,7 +138,7 @@ def test_cli_sixteen_seeds_matches_single_runs(tmp_path):
     assert (summary["min"], summary["max"]) == (min(accuracies), max(accuracies))
     assert len(set(accuracies)) > 1  # sixteen different models, not one run copied
     tutorial = registry.get("mnist_mlp")
-    config = tutorial.default_config(epochs=1, batch_size=3000, data_dir=str(MNIST_DIR))
+    config = tutorial.default_config(epochs=1, batch_size=3000, lr=0.03, data_dir=str(MNIST_DIR))
     for seed in (0, 13):
         single = tutorial.run("jax", config.replace(seed=seed))
         mine = sweep["results"][seed]
@@ -343,8 +344,10 @@ def load_result(path: Path):
 
 
 # Batch 6400: 60000 = 9 * 6400 + 2400, so the last batch holds 2400 real samples, all in process
-# 0's half: process 1's slice of it is empty, the hardest split for the global-mean loss.
+# 0's half: process 1's slice of it is empty, the hardest split for the global-mean loss. lr 0.1:
+# at the tutorial's 0.001 ten steps learn nothing, which the command reports as a failure.
 MP_BASE = ["mnist_logreg", "--dtype", "float64", "--epochs", "1", "--batch-size", "6400"]
+MP_BASE += ["--lr", "0.1"]
 
 
 @needs_mnist
@@ -359,7 +362,7 @@ def test_two_processes_equal_one(framework, tmp_path):
     assert "x2" in many.device, many.device
     tutorial = registry.get("mnist_logreg")
     config = tutorial.default_config(
-        dtype="float64", epochs=1, batch_size=6400, data_dir=str(MNIST_DIR)
+        dtype="float64", epochs=1, batch_size=6400, lr=0.1, data_dir=str(MNIST_DIR)
     )
     one = tutorial.run(framework, config)
     assert len(many.losses) == 10

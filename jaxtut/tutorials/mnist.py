@@ -119,6 +119,7 @@ def mlp_experiment(config: MnistMlpConfig | None = None) -> Experiment:
     )
 
 
+TRAINERS = {"mnist_logreg": LOGREG, "mnist_mlp": MLP_TRAINER}
 EXPERIMENTS = {"mnist_logreg": logreg_experiment, "mnist_mlp": mlp_experiment}
 run_logreg = runner("mnist_logreg", "jax")
 run_mlp = runner("mnist_mlp", "jax")
