@@ -19,6 +19,7 @@ from jaxtut.tutorials import linreg
 
 torch_linreg = pytest.importorskip("jaxtut.torch_ref.linreg")
 from jaxtut.torch_ref import _common  # noqa: E402  (needs torch, skipped above when absent)
+from jaxtut.torch_ref import train as torch_train  # noqa: E402
 
 IDS = ("linreg_scratch", "linreg_linear", "linreg_make_regression")
 
@@ -148,9 +149,7 @@ def test_forward_loss_and_grads_match_torch_float64(tutorial_id):
     init = _common.initial_state_dict(torch_linreg.MODELS[tutorial_id], config)
     batch = tutorial_data(config).train
     a = train.evaluate_at(registry.get(tutorial_id).trainer(), config, init, batch)
-    b = _common.evaluate_at(
-        torch_linreg.MODELS[tutorial_id], torch_linreg.CRITERIA[tutorial_id], config, init, batch
-    )
+    b = torch_train.evaluate_at(registry.get(tutorial_id).experiment(config), init, batch)
     assert rel_diff(a["output"], b["output"]) <= 1e-15
     assert rel_diff(a["loss"], b["loss"]) <= 1e-15
     for key, grad in b["grads"].items():

@@ -15,6 +15,7 @@ from jaxtut.tutorials import logreg
 torch = pytest.importorskip("torch")
 from jaxtut.torch_ref import _common  # noqa: E402  (needs torch, skipped above when absent)
 from jaxtut.torch_ref import logreg as torch_logreg  # noqa: E402
+from jaxtut.torch_ref import train as torch_train  # noqa: E402
 
 ID = "logreg_breast_cancer"
 N_TEST = 114
@@ -174,7 +175,7 @@ def test_forward_loss_and_grads_match_torch_float64():
     init = _common.initial_state_dict(torch_logreg.MODELS[ID], config)
     batch = tutorial_data(config).train
     a = train.evaluate_at(registry.get(ID).trainer(), config, init, batch)
-    b = _common.evaluate_at(torch_logreg.MODELS[ID], torch_logreg.CRITERIA[ID], config, init, batch)
+    b = torch_train.evaluate_at(registry.get(ID).experiment(config), init, batch)
     assert rel_diff(a["output"], b["output"]) <= 1e-14
     assert rel_diff(a["loss"], b["loss"]) <= 1e-14
     for key, grad in b["grads"].items():

@@ -22,10 +22,11 @@ import optax
 import pytest
 import torch
 
-from jaxtut import train
+from jaxtut import registry, train
 from jaxtut.configs import Mlp1101Config, PerceptronConfig
 from jaxtut.torch_ref import _common
 from jaxtut.torch_ref import perceptron as torch_ref
+from jaxtut.torch_ref import train as torch_train
 from jaxtut.tutorial_data import tutorial_data
 from jaxtut.tutorials import perceptron as jax_impl
 
@@ -155,9 +156,7 @@ def test_forward_loss_and_grads_agree_at_the_same_parameters(tid):
     init = _common.initial_state_dict(torch_ref.MODELS[tid], config)
     batch = tutorial_data(config).train  # all six samples at once
     jax_out = train.evaluate_at(jax_impl.TRAINERS[tid], config, init, batch)
-    torch_out = _common.evaluate_at(
-        torch_ref.MODELS[tid], torch_ref.CRITERIA[tid], config, init, batch
-    )
+    torch_out = torch_train.evaluate_at(registry.get(tid).experiment(config), init, batch)
     np.testing.assert_allclose(jax_out["output"], torch_out["output"], rtol=1e-14)
     np.testing.assert_allclose(jax_out["loss"], torch_out["loss"], rtol=1e-14)
     for name, grad in torch_out["grads"].items():

@@ -154,25 +154,3 @@ def make_result(
         device=f"{device.type}:{device.index or 0}",
         extras=extras or {},
     )
-
-
-def evaluate_at(
-    model_cls: Callable[[], torch.nn.Module],
-    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    config: Config,
-    state_dict: Mapping[str, np.ndarray],
-    batch: tuple[np.ndarray, np.ndarray],
-) -> dict[str, Any]:
-    """Forward output, loss and gradients at ``state_dict`` on one batch (parity tiers 1-2)."""
-    with torch_runtime(config) as device:
-        model = build_model(model_cls, config, state_dict, device)
-        x, y = (tensor(a, config, device=device) for a in batch)
-        output = model(x)
-        loss = criterion(output, y)
-        loss.backward()
-        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in model.named_parameters()}
-        return {
-            "output": output.detach().cpu().numpy(),
-            "loss": float(loss.item()),
-            "grads": grads,
-        }
