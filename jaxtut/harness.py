@@ -74,14 +74,6 @@ class Port:
     init: Callable[[Any], Any] | None = None
 
 
-def _paths(tree: Any) -> list[str]:
-    import jax
-
-    return [
-        "/".join(_key(k) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(tree)
-    ]
-
-
 def _key(k: Any) -> str:
     for attr in ("key", "name", "idx"):
         if hasattr(k, attr):
@@ -296,16 +288,12 @@ class _TorchRun:
     """One torch trajectory: a copy of the model from given parameters, stepped on demand."""
 
     def __init__(self, experiment: Experiment, state_dict: Mapping[str, np.ndarray], device):
-        import torch
+        from jaxtut.torch_ref.train import build
 
-        from jaxtut.torch_ref._common import load_state_dict, torch_dtype
-
-        self.model = experiment.torch.model().to(device=device, dtype=torch_dtype(experiment.dtype))
-        load_state_dict(self.model, state_dict)
+        self.model = build(experiment, state_dict, device)  # the dtype, then these parameters
         self.model.train()
         self.criterion = experiment.torch.criterion()
         self.optimizer = experiment.optimizer.to_torch(self.model)
-        self.torch = torch
 
     def step(self, x, y) -> float:
         self.optimizer.zero_grad()
@@ -402,6 +390,8 @@ def compare_experiment(
 
     from jaxtut.runtime import jax_runtime
     from jaxtut.torch_ref._common import torch_runtime
+    from jaxtut.torch_ref.train import tensors
+    from jaxtut.train import jax_arrays
 
     dtype = experiment.dtype
     tol = TOLERANCES[dtype]
@@ -425,9 +415,8 @@ def compare_experiment(
         )
         n_jax = sum(int(np.size(v)) for v in jax.tree.leaves(params0))
         x_all, y_all = experiment.train
-        xt_all = _to_torch(x_all, dtype, tdev)
-        yt_all = _to_torch(y_all, dtype, tdev)
-        y_jax_all = y_all.astype(np.int32) if np.issubdtype(y_all.dtype, np.integer) else y_all
+        xt_all, yt_all = tensors((x_all, y_all), dtype, tdev)
+        y_jax_all = jax_arrays(y_all)
         first = next(_batches(experiment))
         bx, by = _take(x_all, y_jax_all, first)
         tx, ty = _take(xt_all, yt_all, first, torch)
@@ -541,16 +530,6 @@ def _named(flat: Mapping[str, np.ndarray], port: Port) -> dict[str, np.ndarray]:
     return {port.names.get(k, k): v for k, v in flat.items()}
 
 
-def _to_torch(a: np.ndarray, dtype: str, device):
-    import torch
-
-    from jaxtut.torch_ref._common import torch_dtype
-
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    t = t.to(torch_dtype(dtype)) if t.is_floating_point() else t.long()
-    return t.to(device)
-
-
 def _take(x, y, idx, torch=None):
     if idx is None:
         return x, y
@@ -576,14 +555,16 @@ def tier4(
 
     from jaxtut.runtime import jax_runtime, prng_key
     from jaxtut.torch_ref._common import state_dict_numpy, torch_runtime
+    from jaxtut.torch_ref.train import tensors
+    from jaxtut.train import jax_arrays
 
     if port.init is None:
         raise ConfigError("tier 4 (seeds=K) needs the JAX port's own init=key -> params")
     jax_final, torch_final = [], []
     with jax_runtime(experiment.dtype, experiment.device), torch_runtime(experiment) as tdev:
         x_all, y_all = experiment.train
-        y_jax = y_all.astype(np.int32) if np.issubdtype(y_all.dtype, np.integer) else y_all
-        xt, yt = _to_torch(x_all, experiment.dtype, tdev), _to_torch(y_all, experiment.dtype, tdev)
+        y_jax = jax_arrays(y_all)
+        xt, yt = tensors((x_all, y_all), experiment.dtype, tdev)
         opt = experiment.optimizer.to_optax()
         step = _jax_step(experiment.jax.loss, opt)
         for s in range(seeds):

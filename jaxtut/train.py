@@ -175,7 +175,7 @@ def _optimizer(experiment: Experiment) -> optax.GradientTransformation:
     return experiment.optimizer.to_optax()
 
 
-def _jax_arrays(tree: Any) -> Any:
+def jax_arrays(tree: Any) -> Any:
     """Host arrays as JAX takes them: integer labels as int32, JAX's native index type.
 
     The experiment keeps labels int64 (what PyTorch's losses want); without x64, JAX would
@@ -235,7 +235,7 @@ def train(
         if mesh is not None:
             check_split(mesh, experiment.name, experiment.train, idx, data_axis)
         put = placer(mesh, device)
-        data, eval_data = _jax_arrays((experiment.train, experiment.eval))
+        data, eval_data = jax_arrays((experiment.train, experiment.eval))
         host = (params, opt_state, data, eval_data, idx, mask, *_noise_args(experiment, 0))
         out_shardings = None if mesh is None else NamedSharding(mesh, P())
         chunk = epochs if progress is None else _chunk_epochs(epochs)
@@ -419,7 +419,7 @@ def train_seeds(
             mask = None if masks.all() else masks
         opt = _optimizer(experiment)
         opt_state = jax.vmap(opt.init)(params)
-        data, eval_data = _jax_arrays((experiment.train, experiment.eval))
+        data, eval_data = jax_arrays((experiment.train, experiment.eval))
         noise_key = None if trainer.noise is None else jax.random.key_data(keys)  # per seed
         first_step = None if trainer.noise is None else np.asarray(0, np.int32)
         host = (params, opt_state, data, eval_data, idx, mask, noise_key, first_step)
