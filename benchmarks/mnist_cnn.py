@@ -20,17 +20,26 @@ Variants are interleaved, repeat after repeat, so each ratio compares epochs tak
 on the same machine; the first epoch of each is reported apart (it contains compilation).
 The test-set evaluation (10,000 images in batches of 1000) is timed apart, once per framework.
 
+``--profile`` traces one steady run of the fused scan with ``jax.profiler`` and prints where a
+step's time goes, per XLA thunk (the compiled program's fusions, dots and copies), with the JAX
+operation each comes from: the table behind docs/benchmarks.md's account of the CNN step.
+
 Usage::
 
   python -m benchmarks.mnist_cnn [--repeats 2] [--steps N] [--no-torch-compile]
-      [--optimizer sgd|adadelta] [--torch-threads N]
+      [--optimizer sgd|adadelta] [--torch-threads N] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import glob
+import gzip
+import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -69,9 +78,9 @@ def _torch_optimizer(name: str, params):
 
 
 def _jax_variants(data, plan_idx, plan_mask, steps, optimizer_name, steps_per_epoch):
-    """``{name: (run, AOT compile seconds or None)}``: each ``run()`` trains one epoch from the
-    same initial state (nothing is donated) and waits for it; it returns ``fit_epochs``'s
-    ``(carry, losses, metrics)``."""
+    """``{name: (run, AOT compile seconds or None, optimised HLO text or None)}``: each ``run()``
+    trains one epoch from the same initial state (nothing is donated) and waits for it; it
+    returns ``fit_epochs``'s ``(carry, losses, metrics)``."""
     x_train, y_train = (jax.device_put(a) for a in data)
     params = jax.device_put(cnn.init(jax.random.key(SEED)))
     optimizer = _jax_optimizer(optimizer_name, steps_per_epoch)
@@ -92,14 +101,43 @@ def _jax_variants(data, plan_idx, plan_mask, steps, optimizer_name, steps_per_ep
         "jax scan": (
             lambda: jax.block_until_ready(exe((params, opt_state), xs, consts)),
             compile_s,
+            exe.as_text(),
         ),
         "jax stepwise": (
             lambda: jax.block_until_ready(
                 fit_epochs(step, (params, opt_state), xs, strategy=stepwise, consts=consts)
             ),
             None,
+            None,
         ),
     }, params
+
+
+def profile_thunks(run: Callable[[], object], hlo_text: str, steps: int, top: int = 15) -> None:
+    """Prints the ``top`` XLA thunks of one traced ``run()`` by time per step.
+
+    Times are summed per thunk over the run's steps from the profiler's trace events, on
+    whichever of the runtime's threads ran it (independent thunks run concurrently, so the
+    column can add up to more than the step's wall time). ``op`` is the JAX operation the HLO
+    instruction was lowered from (its ``op_name`` metadata).
+    """
+    ops = {
+        m.group(1): m.group(2) for m in re.finditer(r"%(\S+) = .*?op_name=\"([^\"]+)\"", hlo_text)
+    }
+    with tempfile.TemporaryDirectory(prefix="jaxtut-profile-") as tmp:
+        with jax.profiler.trace(tmp, create_perfetto_trace=True):
+            run()
+        (path,) = glob.glob(os.path.join(tmp, "**", "*.trace.json.gz"), recursive=True)
+        with gzip.open(path) as f:
+            events = json.load(f)["traceEvents"]
+    total: collections.Counter[str] = collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and e.get("name") in ops:
+            total[e["name"]] += e.get("dur", 0) / 1e3  # microseconds -> ms
+    print(f"\nXLA thunks of the fused scan, ms per step (top {top} of {len(total)}):")
+    for name, ms in total.most_common(top):
+        op = ops[name].rsplit("/", 2)
+        print(f"  {ms / steps:7.2f}  {name:28s} {'/'.join(op[-2:])}")
 
 
 def _torch_variants(data, plan, steps, compiled: bool, optimizer_name: str):
@@ -169,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--optimizer", choices=["sgd", "adadelta"], default="sgd")
     parser.add_argument("--torch-threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument(
+        "--profile", action="store_true", help="print the fused step's time per XLA thunk"
+    )
     args = parser.parse_args(argv)
     install_jax_hook()
     if args.torch_compile:
@@ -194,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.optimizer,
             plan.steps_per_epoch,
         )
-        runs = {name: run for name, (run, _) in jax_runs.items()}
+        runs = {name: run for name, (run, *_) in jax_runs.items()}
         runs.update(
             _torch_variants((x_train, y_train), plan, steps, args.torch_compile, args.optimizer)
         )
@@ -231,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{median / steps * 1e3:8.1f} {eager / median:7.2f}x  "
                 f"[{min(values):.2f}-{max(values):.2f}]"
             )
+
+        if args.profile:
+            profile_thunks(jax_runs["jax scan"][0], jax_runs["jax scan"][2], steps)
 
         # Sanity: the trained models classify the test set (batches of 1000), timed apart.
         params, _ = outputs["jax scan"][0]
