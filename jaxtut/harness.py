@@ -9,7 +9,10 @@ is built on, and runs the parity method on it:
 * **tier 0, structure**: every ``state_dict`` entry maps onto a JAX parameter of the same shape
   (automatically for the layers :mod:`jaxtut.convert` knows, or through the user's ``convert``
   hook), nothing is left over, and the outputs have the same shape;
-* **tier 1, forward** and **tier 2, gradients**: at the shared start, on the first batch;
+* **tier 1, forward** and **tier 2, gradients**: at the shared start, on the first batch, read
+  from the JAX run's own step 0 (one compiled program serves tiers 1-3). A gradient that vanishes
+  on both sides (a bias right before a BatchNorm) is rounding noise and is measured against the
+  model's largest gradient (``VANISHING_ULPS``);
 * **tier 3, trajectory**: both frameworks train in lock step on the same batches (one
   :class:`~jaxtut.data.BatchPlan`), and every step's loss and every parameter after every step
   are compared. The tolerance is the suite's (float64: 1e-10 relative; float32: 1e-5, held over
@@ -21,6 +24,27 @@ is built on, and runs the parity method on it:
 * **tier 4** (``seeds=K``): K independent initialisations per framework (JAX from its own
   ``init``, torch re-drawing with ``reset_parameters``) and Welch's t-test on the final losses.
 
+Stateful layers are mapped automatically in an ``nnx.Module`` port:
+
+* **BatchNorm** (:class:`jaxtut.layers.BatchNorm1d`/``2d``, ``nnx.BatchStat`` variables): the JAX
+  step carries ``(params, batch_stats, opt_state)``; both sides train in training mode (batch
+  statistics, running ones updated), and the running statistics and ``num_batches_tracked`` are
+  compared with torch's buffers of the same name (``bn1.running_mean``) after every step, as their
+  own tier-3 check. Tier 1 is the training-mode forward on the first batch with step 0's dropout
+  masks (the very computation of step 0), plus an evaluation-mode forward at the shared start's
+  running statistics; tier 3 ends with an evaluation-mode forward after training.
+* **Dropout**: no seed makes the two generators agree, so the masks are shared. The torch copies
+  get a :class:`~jaxtut.torch_ref.layers.SharedDropout` of the same ``p`` for every ``nn.Dropout``
+  (the user's model is never touched); the port's ``jaxtut.layers.Dropout`` and
+  ``flax.nnx.Dropout`` layers, matched by module path, are wrapped in :class:`MaskedDropout`, whose
+  mask is an explicit input of the jitted step. Masks are drawn per step and layer with NumPy
+  (``default_rng((seed, step, layer))``) in the JAX layout and moved channels-first for torch
+  where the shapes the two sides see (torch hooks; a JAX tracing pass) say so; an ambiguous or
+  mismatched layout is a tier-0 failure, never a guess. Every run of tiers 1-3 (torch, its
+  one-ulp twin, JAX and the sensitivity twin) uses the same masks; tier 4 draws independent
+  ones per framework. Randomness that compare cannot see (a functional ``F.dropout`` in a torch
+  ``forward``) makes two torch passes with the same masks differ: a tier-0 failure.
+
 The result is a :class:`~jaxtut.compare_report.CompareReport` whose verdict names the first
 diverging tier, step and leaf.
 """
@@ -29,12 +53,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jaxtut import layers
+from jaxtut.compare_port import (
+    DropoutSite,
+    Port,
+    leaves,
+    resolve_port,
+    shared_dropout_copy,
+)
 from jaxtut.compare_report import Check, CompareReport, StepSeries
 from jaxtut.errors import ConfigError
 from jaxtut.experiment import Experiment, TorchSide, Trainer
@@ -53,145 +88,14 @@ FLOAT32_JUDGED_STEPS = 100
 SENSITIVITY_LR_FACTOR = 1.01
 # Tier 4: reject "same distribution of final losses" below this p-value.
 TIER4_ALPHA = 0.01
-
-
-@dataclasses.dataclass(frozen=True)
-class Port:
-    """The JAX side of a pair, resolved: how to run it and how torch's parameters map onto it.
-
-    Attributes:
-      forward: ``(params, x) -> output``.
-      to_jax: torch ``state_dict`` (NumPy) -> JAX params tree (used for the start and for every
-        torch snapshot compared).
-      names: flattened JAX path -> the name shown in verdicts (the torch key when the mapping is
-        automatic).
-      init: optional ``key -> params``, the port's own initialisation (tier 4).
-    """
-
-    forward: Callable[[Any, Any], Any]
-    to_jax: Callable[[Mapping[str, np.ndarray]], Any]
-    names: Mapping[str, str]
-    init: Callable[[Any], Any] | None = None
-
-
-def _key(k: Any) -> str:
-    for attr in ("key", "name", "idx"):
-        if hasattr(k, attr):
-            return str(getattr(k, attr))
-    return str(k)
-
-
-def _leaves(tree: Any) -> dict[str, np.ndarray]:
-    import jax
-
-    return {
-        "/".join(_key(k) for k in path): np.asarray(leaf)
-        for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
-    }
-
-
-def resolve_port(
-    model: Any,
-    apply: Any,
-    *,
-    params: Any = None,
-    convert: Callable[[Mapping[str, np.ndarray]], Any] | None = None,
-    init: Callable[[Any], Any] | None = None,
-    example_input: Any = None,
-    dtype: str = "float64",
-) -> Port:
-    """The JAX side of a pair from what the user gave.
-
-    Args:
-      model: the torch model (to check its layers can be mapped when ``convert`` is not given).
-      apply: an ``nnx.Module`` (its parameters give the structure) or ``apply(params, x)``.
-      params: for a plain ``apply``: a params tree (arrays or ``jax.ShapeDtypeStruct``) whose
-        paths mirror the torch names (``{"fc1": {"kernel", "bias"}}`` for ``fc1.weight``).
-      convert: ``state_dict -> params``, for anything the automatic mapping does not cover.
-      init: optional ``key -> params`` (tier 4).
-      example_input: one input batch, used to find Linears fed by a flattened feature map.
-      dtype: the run's dtype: the automatic mapping converts floating parameters to it.
-
-    Raises:
-      ConfigError: no way to build the params, or a layer jaxtut cannot map without ``convert``.
-    """
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    from jaxtut.convert import from_state_dict, torch_key
-
-    if isinstance(apply, nnx.Module):
-        graphdef, state = nnx.split(apply, nnx.Param)
-        rest = nnx.state(apply, nnx.Not(nnx.Param))
-        if jax.tree.leaves(rest):
-            raise ConfigError(
-                "the nnx module holds state besides parameters (BatchNorm statistics, RNG "
-                "streams); pass a pure apply(params, x) and a convert hook instead"
-            )
-        template = nnx.to_pure_dict(state)
-
-        def forward(p, x):
-            return nnx.merge(graphdef, p)(x)
-
-    elif callable(apply):
-        forward = apply
-        template = params
-    else:
-        raise ConfigError(
-            f"the JAX side must be an nnx.Module or a function apply(params, x), got "
-            f"{type(apply).__name__}"
-        )
-    if convert is not None:
-        to_jax = convert
-        names = {}
-    else:
-        if template is None:
-            raise ConfigError(
-                "with a plain apply(params, x), pass params= (a params tree whose names mirror the "
-                "torch module's) or convert= (a state_dict -> params function)"
-            )
-        from jaxtut.torch_ref.layers import describe
-
-        mapping = describe(model, example_input)  # names the first layer it cannot map
-        flatten_chw = dict(mapping.flatten_chw)
-        template = jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct(
-                np.shape(a), dtype if jnp.issubdtype(a.dtype, jnp.floating) else a.dtype
-            ),
-            template,
-        )
-
-        names = {"/".join(path): torch_key(path) for path in _tuple_paths(template)}
-
-        def to_jax(state_dict, template=template, flatten_chw=flatten_chw):
-            _check_names(state_dict, set(names.values()))
-            return from_state_dict(state_dict, template, flatten_chw=flatten_chw)
-
-    return Port(forward=forward, to_jax=to_jax, names=names, init=init)
-
-
-def _check_names(state_dict: Mapping[str, Any], jax_names: set[str]) -> None:
-    """Names on one side only, said from the porter's side (which framework lacks what)."""
-    only_jax = sorted(jax_names - set(state_dict))
-    only_torch = sorted(set(state_dict) - jax_names)
-    problems = []
-    if only_torch:
-        problems.append(
-            f"the torch state_dict has {', '.join(only_torch)}, which the JAX params lack"
-        )
-    if only_jax:
-        problems.append(f"the JAX params have {', '.join(only_jax)}, which the torch model lacks")
-    if problems:
-        raise ConfigError("; ".join(problems) + " (names must mirror each other: docs/compare.md)")
-
-
-def _tuple_paths(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    out = []
-    for key, value in tree.items():
-        path = (*prefix, str(key))
-        out.extend(_tuple_paths(value, path) if isinstance(value, Mapping) else [path])
-    return out
+# Two torch training-mode passes with the same masks differing by more than this (relative to
+# the output's largest entry) have randomness compare cannot share: a dropped unit moves the
+# output by O(1), nondeterministic GPU reductions by ~1e-7.
+HIDDEN_RANDOMNESS = 1e-3
+# Tier 2: a gradient leaf below this many ulp of the model's largest gradient, on both sides, is
+# rounding noise (a bias right before a BatchNorm has a zero gradient in exact arithmetic; both
+# frameworks give ~1e-16 of the largest in float64, ~1e-7 in float32).
+VANISHING_ULPS = 100
 
 
 def _arrays(data: Any, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -215,6 +119,40 @@ def _arrays(data: Any, dtype: str) -> tuple[np.ndarray, np.ndarray]:
         else:
             raise ConfigError(f"data {name} must be numeric, got dtype {a.dtype}")
     return out[0], out[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """The JAX training loss of a port, in the experiment contract's form and the harness's.
+
+    Called as the contract's ``loss(params, batch, mask)`` it returns the training-mode loss;
+    ``batch`` is ``(x, y)`` or ``(x, y, (batch_stats, masks))`` (the contract's slot for per-step
+    inputs). :meth:`with_output` also returns the output and the updated running statistics,
+    which the harness's step carries.
+
+    Attributes:
+      apply: the port's ``(params, batch_stats, masks, x, *, train) -> (output, batch_stats)``.
+      loss: ``(output, target) -> scalar``, the criterion's translation (or ``jax_loss``).
+    """
+
+    apply: Callable[..., tuple[Any, Any]]
+    loss: Callable[[Any, Any], Any]
+
+    def with_output(self, params, stats, masks, x, y):
+        """``(loss, (output, updated batch_stats))`` of one training-mode pass with ``masks``."""
+        out, stats = self.apply(params, stats, masks, x, train=True)
+        return self.loss(out, y), (out, stats)
+
+    def __call__(self, params, batch, mask=None):
+        if mask is not None:
+            raise ConfigError("compare runs its batches unpadded; a mask is never passed")
+        x, y, *state = batch
+        stats, masks = state[0] if state else ({}, None)
+        return self.with_output(params, stats, masks, x, y)[0]
+
+    def forward(self, params, x):
+        """The contract's ``forward``: evaluation mode, for a port without running statistics."""
+        return self.apply(params, {}, None, x, train=False)[0]
 
 
 def build_experiment(
@@ -257,16 +195,12 @@ def build_experiment(
     )
     criterion = loss
     jloss = jax_loss if jax_loss is not None else losses.from_criterion(criterion)
-    forward = port.forward
-
-    def loss_fn(params, batch, mask=None):
-        if mask is not None:
-            raise ConfigError("compare runs its batches unpadded; a mask is never passed")
-        bx, by = batch
-        return jloss(forward(params, bx), by)
-
-    trainer = Trainer(tutorial=name, init=None, loss=loss_fn, forward=forward)
-    side = TorchSide(model=lambda: copy.deepcopy(model), criterion=lambda: criterion)
+    objective = Objective(port.apply, jloss)
+    trainer = Trainer(tutorial=name, init=None, loss=objective, forward=objective.forward)
+    paths = tuple(site.path for site in port.dropouts)
+    side = TorchSide(
+        model=functools.partial(shared_dropout_copy, model, paths), criterion=lambda: criterion
+    )
     return Experiment(
         name=name,
         jax=trainer,
@@ -285,22 +219,85 @@ def build_experiment(
 
 
 class _TorchRun:
-    """One torch trajectory: a copy of the model from given parameters, stepped on demand."""
+    """One torch trajectory: a copy of the model from given parameters, stepped on demand.
 
-    def __init__(self, experiment: Experiment, state_dict: Mapping[str, np.ndarray], device):
+    The copy's shared dropout layers (``sites``) take their masks from :meth:`forward`'s
+    argument, through forward pre-hooks that hand each call its mask in call order.
+    """
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        state_dict: Mapping[str, np.ndarray],
+        device,
+        sites: Sequence[str] = (),
+    ):
         from jaxtut.torch_ref.train import build
 
         self.model = build(experiment, state_dict, device)  # the dtype, then these parameters
         self.model.train()
         self.criterion = experiment.torch.criterion()
         self.optimizer = experiment.optimizer.to_torch(self.model)
+        self._queues: dict[str, list[np.ndarray]] = {path: [] for path in sites}
+        for path in sites:
+            layer = self.model.get_submodule(path)
+            layer.register_forward_pre_hook(functools.partial(self._feed, path))
 
-    def step(self, x, y) -> float:
+    def _feed(self, path: str, layer: Any, args: Any) -> None:
+        if not layer.training:
+            return  # evaluation mode: the identity, no mask
+        queue = self._queues[path]
+        if not queue:
+            raise ConfigError(f"torch ran dropout {path} more often than when it was traced")
+        layer.set_mask(queue.pop(0))
+
+    def forward(self, x, masks: Mapping[str, Sequence[np.ndarray]]):
+        """The training-mode output, each shared dropout applying ``masks[path]`` in call order."""
+        for path, queue in self._queues.items():
+            queue[:] = list(masks.get(path, ()))
+        out = self.model(x)
+        left = [path for path, queue in self._queues.items() if queue]
+        if left:
+            raise ConfigError(f"torch ran dropout {left[0]} fewer times than when it was traced")
+        return out
+
+    def step(self, x, y, masks: Mapping[str, Sequence[np.ndarray]]) -> float:
         self.optimizer.zero_grad()
-        loss = self.criterion(self.model(x), y)
+        loss = self.criterion(self.forward(x, masks), y)
         loss.backward()
         self.optimizer.step()
         return float(loss.item())
+
+    def evaluate(self, x) -> np.ndarray:
+        """The evaluation-mode output (running statistics, no dropout), nothing updated."""
+        import torch
+
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.model(x).cpu().numpy()
+        finally:
+            self.model.train()
+
+    def dropout_calls(self, x) -> dict[str, list[tuple[int, ...]]]:
+        """The input shape of each call of each shared dropout layer in one forward pass."""
+        seen: dict[str, list[tuple[int, ...]]] = {path: [] for path in self._queues}
+
+        def record(path, layer, args):
+            seen[path].append(tuple(args[0].shape))
+
+        handles = [
+            self.model.get_submodule(path).register_forward_pre_hook(
+                functools.partial(record, path)
+            )
+            for path in seen
+        ]
+        try:
+            self.evaluate(x)  # evaluation mode: the same shapes, no statistics updated
+        finally:
+            for handle in handles:
+                handle.remove()
+        return seen
 
     def state_dict(self) -> dict[str, np.ndarray]:
         from jaxtut.torch_ref._common import state_dict_numpy
@@ -309,29 +306,166 @@ class _TorchRun:
 
 
 class _JaxRun:
-    """One JAX trajectory: params and optimizer state on the device, one jitted step."""
+    """One JAX trajectory: params, running statistics and optimizer state, one jitted step.
 
-    def __init__(self, experiment: Experiment, params: Any, opt: Any, step: Callable):
-        self.params = params
-        self.opt_state = opt.init(params)
+    ``scale`` multiplies every update (1.0; the sensitivity twin's 1.01), an argument of the
+    compiled step so that the run and its twin share one compilation. Everything is committed to
+    ``device`` from the start, as the step's outputs are, so the step compiles once.
+    """
+
+    def __init__(
+        self, params: Any, stats: Any, opt: Any, step: Callable, device: Any, scale: float = 1.0
+    ):
+        self.params, self.stats, self.opt_state = jax.device_put(
+            (params, stats, opt.init(params)), device
+        )
         self._step = step
+        self._scale = scale
 
-    def step(self, x, y) -> float:
-        self.params, self.opt_state, loss = self._step(self.params, self.opt_state, x, y)
+    def step(self, x, y, masks: Any) -> float:
+        """One step; its output and gradients stay in ``output`` and ``grads`` (tiers 1-2)."""
+        self.params, self.stats, self.opt_state, loss, self.output, self.grads = self._step(
+            self.params, self.stats, self.opt_state, masks, x, y, self._scale
+        )
         return float(loss)
 
 
-def _jax_step(loss_fn: Callable, opt: Any) -> Callable:
-    import jax
+def _jax_step(objective: Objective, opt: Any) -> Callable:
+    """The jitted step: ``(params, stats, opt_state, masks, x, y, scale) -> (params, stats,
+    opt_state, loss, output, grads)``.
+
+    ``stats`` are the running statistics (``{}`` without BatchNorm); every update is multiplied
+    by ``scale`` (``optax.scale`` after the optimizer; times 1.0 is exact). The output and the
+    gradients come out too, so that tiers 1-2 read step 0 itself: one compiled program does
+    tiers 1-3.
+    """
     import optax
 
     @jax.jit
-    def step(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_fn)(params, (x, y))
+    def step(params, stats, opt_state, masks, x, y, scale):
+        (loss, (out, stats)), grads = jax.value_and_grad(objective.with_output, has_aux=True)(
+            params, stats, masks, x, y
+        )
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        updates = jax.tree.map(lambda u: u * jnp.asarray(scale, u.dtype), updates)
+        return optax.apply_updates(params, updates), stats, opt_state, loss, out, grads
 
     return step
+
+
+# --- Shared dropout masks ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """One call of a shared dropout layer: the JAX input's shape (masks are drawn in it) and
+    whether torch sees it moved channels-first (``(N, *spatial, C)`` -> ``(N, C, *spatial)``)."""
+
+    shape: tuple[int, ...]
+    channels_first: bool
+
+
+def _channels_first(path: str, ts: tuple[int, ...], js: tuple[int, ...]) -> bool:
+    """Whether a mask drawn for the JAX input ``js`` reaches torch's ``ts`` moved channels-first.
+
+    Decided from the shapes only; when they cannot tell (torch's shape is its own channels-last
+    form, C equal to every spatial size) or fit neither layout, the pair is refused, not guessed.
+    """
+    moved = (js[0], js[-1], *js[1:-1]) if len(js) > 2 else js
+    if js == ts and moved == js and len(js) > 2:
+        raise ConfigError(
+            f"dropout {path} sees {ts} in both frameworks, which is also its channels-last form: "
+            "the shapes cannot tell whether the port is channels-last, so the masks' layout "
+            "would be a guess; use data whose spatial size differs from the channel count"
+        )
+    if js == ts:
+        return False
+    if moved == ts:
+        return True
+    raise ConfigError(
+        f"dropout {path}: the JAX port's input {js} is neither torch's {ts} nor its channels-last "
+        f"form {(ts[0], *ts[2:], ts[1]) if len(ts) > 2 else ts}"
+    )
+
+
+def _times(k: int) -> str:
+    return {0: "never", 1: "once"}.get(k, f"{k} times")
+
+
+def _mask_plan(
+    sites: Sequence[DropoutSite],
+    torch_calls: Mapping[str, list[tuple[int, ...]]],
+    jax_calls: Mapping[str, list[tuple[int, ...]]],
+) -> dict[str, tuple[_Call, ...]]:
+    """Each shared layer's calls of one batch size; a mismatch is a ConfigError naming it."""
+    plan = {}
+    for site in sites:
+        ts, js = torch_calls.get(site.path, []), jax_calls.get(site.path, [])
+        if len(ts) != len(js):
+            raise ConfigError(
+                f"dropout {site.path}: torch runs it {_times(len(ts))} per forward pass"
+                f"{' on ' + str(ts[0]) if ts else ''}, the JAX port {_times(len(js))}"
+            )
+        plan[site.path] = tuple(
+            _Call(j, _channels_first(site.path, t, j)) for t, j in zip(ts, js, strict=True)
+        )
+    return plan
+
+
+def _mask_plans(
+    experiment: Experiment, port: Port, trun: _TorchRun, params: Any, stats: Any
+) -> dict[int, dict[str, tuple[_Call, ...]]]:
+    """Batch size -> the plan of the masks of a step of that size (every size the run has)."""
+    x_all = experiment.train[0]
+    sizes = sorted({len(x_all) if idx is None else len(idx) for idx in _batches(experiment)})
+    if not port.dropouts:
+        return {n: {} for n in sizes}
+    plans = {}
+    for n in sizes:
+        torch_calls = trun.dropout_calls(_torch_input(x_all[:n], experiment, trun))
+        try:
+            jax_calls = port.trace_dropouts(params, stats, x_all[:n])
+        except Exception as err:  # a shape error inside the user's port
+            raise ConfigError(f"JAX forward failed: {err}") from err
+        plans[n] = _mask_plan(port.dropouts, torch_calls, jax_calls)
+    return plans
+
+
+def _torch_input(x: np.ndarray, experiment: Experiment, trun: _TorchRun):
+    from jaxtut.torch_ref.train import tensors
+
+    return tensors(x, experiment.dtype, next(trun.model.parameters()).device)
+
+
+def _draw_masks(
+    sites: Sequence[DropoutSite],
+    plan: Mapping[str, tuple[_Call, ...]],
+    seed: int,
+    step: int,
+    stream: tuple[int, ...] = (),
+) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+    """One step's keep-masks: ``(JAX masks tree, torch path -> masks in call order)``.
+
+    Layer ``i`` draws from ``default_rng((seed, step, i, *stream))`` in the JAX layout (torch's
+    ``p``); torch gets the same arrays, moved channels-first where the plan says so. ``stream``
+    separates independent draws (tier 4's two frameworks).
+    """
+    from jaxtut.convert import to_channels_first
+
+    tree: dict[Any, Any] = {}
+    torch_masks = {}
+    for index, site in enumerate(sites):
+        rng = np.random.default_rng((seed, step, index, *stream))
+        drawn = [layers.dropout_mask(rng, call.shape, site.p) for call in plan[site.path]]
+        torch_masks[site.path] = [
+            to_channels_first(m) if call.channels_first else m
+            for m, call in zip(drawn, plan[site.path], strict=True)
+        ]
+        node = tree
+        for key in site.jax_path:
+            node = node.setdefault(key, {})
+        node["mask"] = np.concatenate([m.ravel() for m in drawn]) if drawn else np.zeros(0, bool)
+    return tree, torch_masks
 
 
 def _max_rel(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> tuple[float, str]:
@@ -374,20 +508,18 @@ def compare_experiment(
     """Runs tiers 0-3 and the sensitivity twin on an experiment, from the torch ``init``.
 
     Args:
-      experiment: the pair as an experiment (both sides set).
+      experiment: the pair as an experiment (both sides set; its loss an :class:`Objective`).
       port: the resolved JAX side (its mapping converts ``init`` and every torch snapshot).
-      init: the shared start, a NumPy ``state_dict``.
+      init: the shared start, a NumPy ``state_dict`` (parameters and buffers).
       sensitivity: also run the JAX side with its updates scaled by 1.01 (its learning rate off
         by 1%), which must fail.
       jax_optimizer: the JAX side's own optimizer (an ``optax.GradientTransformation``) instead
         of the translation of the experiment's.
       progress: optional ``(step, steps)`` callback, every 10% of the run.
     """
-    import jax
-    import jax.numpy as jnp
-    import optax
     import torch
 
+    from jaxtut.parity import compare_arrays
     from jaxtut.runtime import jax_runtime
     from jaxtut.torch_ref._common import torch_runtime
     from jaxtut.torch_ref.train import tensors
@@ -401,113 +533,274 @@ def compare_experiment(
         versions=versions(torch=True), config=experiment.record(),
     )  # fmt: skip
     start = time.perf_counter()
+    objective: Objective = experiment.jax.loss
+    sites = port.dropouts
+    paths = tuple(site.path for site in sites)
+
+    def structure_failed(where: str) -> CompareReport:
+        checks.append(Check(0, "structure", False, where=where))
+        return report.finish(time.perf_counter() - start)
+
     with jax_runtime(dtype, experiment.device) as jdev, torch_runtime(experiment) as tdev:
         # --- tier 0: structure --------------------------------------------------------------
         try:
-            params0 = port.to_jax(init)
+            params0 = _on_device(port.to_jax(init), dtype, jdev)
+            stats0 = _on_device(port.stats_to_jax(init), dtype, jdev)
         except ConfigError as err:
-            checks.append(Check(0, "structure", False, where=str(err)))
-            return report.finish(time.perf_counter() - start)
-        params0 = jax.tree.map(lambda a: jnp.asarray(a, dtype=_param_dtype(a, dtype)), params0)
-        params0 = jax.device_put(params0, jdev)
-        n_torch = sum(
-            int(np.size(v)) for k, v in init.items() if np.issubdtype(v.dtype, np.floating)
-        )
-        n_jax = sum(int(np.size(v)) for v in jax.tree.leaves(params0))
+            return structure_failed(str(err))
         x_all, y_all = experiment.train
         xt_all, yt_all = tensors((x_all, y_all), dtype, tdev)
         y_jax_all = jax_arrays(y_all)
         first = next(_batches(experiment))
         bx, by = _take(x_all, y_jax_all, first)
         tx, ty = _take(xt_all, yt_all, first, torch)
-        t0 = _TorchRun(experiment, init, tdev)
-        out_t = t0.model(tx)
+        t0 = _TorchRun(experiment, init, tdev, paths)
+        n_torch = sum(int(p.numel()) for p in t0.model.parameters())
+        n_jax = sum(int(np.size(v)) for v in jax.tree.leaves(params0))
+        n_stats = sum(int(np.size(v)) for v in jax.tree.leaves(stats0))
         try:
-            out_j = np.asarray(jax.jit(port.forward)(params0, bx))
+            plans = _mask_plans(experiment, port, t0, params0, stats0)
+        except ConfigError as err:
+            return structure_failed(str(err))
+        masks_j, masks_t = _draw_masks(sites, plans[len(bx)], experiment.seed, 0)
+        stateful = bool(sites) or n_stats > 0
+        # Evaluation mode first: the training-mode passes below update t0's running statistics.
+        eval_t = t0.evaluate(tx) if stateful else None
+        out_t = t0.forward(tx, masks_t)  # training mode, step 0's masks: step 0's computation
+        with torch.no_grad():
+            again = t0.forward(tx, masks_t).cpu().numpy()
+        hidden = compare_arrays(
+            "output", again, out_t.detach().cpu().numpy(), HIDDEN_RANDOMNESS, scaled=True
+        )
+        if not hidden.passed:
+            return structure_failed(
+                f"the torch forward pass is random beyond its nn.Dropout layers: two "
+                f"training-mode passes with the same masks differ by {hidden.max_rel:.2e} "
+                f"(output {hidden.where}); a functional F.dropout (or other sampling) in forward "
+                "is invisible to compare, which can only share the masks of nn.Dropout modules"
+            )
+        try:  # traced only (nothing compiled yet): the output's shape, or the port's error
+            out_j = jax.eval_shape(
+                functools.partial(port.apply, train=True), params0, stats0, masks_j, bx
+            )[0]
         except Exception as err:  # a shape error inside the user's apply, reported as tier 0
-            checks.append(Check(0, "structure", False, where=f"JAX forward failed: {err}"))
-            return report.finish(time.perf_counter() - start)
+            return structure_failed(f"JAX forward failed: {err}")
         shape_ok = tuple(out_j.shape) == tuple(out_t.shape) and n_torch == n_jax
+        stats_note = f", {n_stats} running statistics" if n_stats else ""
         checks.append(
             Check(
                 0, "structure", shape_ok,
-                where=f"{n_jax} parameters in {len(jax.tree.leaves(params0))} arrays; output "
-                f"{tuple(out_j.shape)} (torch {tuple(out_t.shape)}, {n_torch} parameters)",
+                where=f"{n_jax} parameters in {len(jax.tree.leaves(params0))} arrays"
+                f"{stats_note}; output {tuple(out_j.shape)} (torch {tuple(out_t.shape)}, "
+                f"{n_torch} parameters){_masks_note(plans[len(bx)])}",
             )
         )  # fmt: skip
         if not shape_ok:
             return report.finish(time.perf_counter() - start)
         # --- tiers 1 and 2 at the shared start, first batch ----------------------------------
-        from jaxtut.parity import compare_arrays, compare_trees
-
+        opt = jax_optimizer if jax_optimizer is not None else experiment.optimizer.to_optax()
+        step = _jax_step(objective, opt)
+        runs = {"jax": _JaxRun(params0, stats0, opt, step, jdev)}
+        if sensitivity:
+            # Every update times 1.01: for each optimizer here, the learning rate off by 1%.
+            runs["twin"] = _JaxRun(params0, stats0, opt, step, jdev, SENSITIVITY_LR_FACTOR)
+        try:  # step 0 of the JAX run: its loss, output and gradients are tiers 1 and 2
+            loss_j0 = runs["jax"].step(bx, by, masks_j)
+        except Exception as err:  # a shape error in the loss, say
+            return structure_failed(f"JAX forward failed: {err}")
+        out_j, grads_j = np.asarray(runs["jax"].output), runs["jax"].grads
         fwd = compare_arrays(
             "output", out_j, out_t.detach().cpu().numpy(), tol["forward"], scaled=True
         )
+        fwd_eval = None
+        if stateful:  # evaluated op by op: a one-off call, not worth a compilation
+            out_j_eval = np.asarray(port.apply(params0, stats0, None, bx, train=False)[0])
+            fwd_eval = compare_arrays("output", out_j_eval, eval_t, tol["forward"], scaled=True)
+        hint = ""
+        if not fwd.passed and fwd_eval is not None and fwd_eval.passed:
+            hint = (
+                " (evaluation mode agrees, so training mode differs: a dropout's p or mask "
+                "layout, BatchNorm's batch statistics, or randomness compare cannot share)"
+            )
         checks.append(
             Check(
-                1, "forward output", fwd.passed, fwd.max_rel, fwd.tolerance, f"output {fwd.where}"
+                1, "forward output", fwd.passed, fwd.max_rel, fwd.tolerance,
+                f"output {fwd.where}{hint}",
             )
-        )
+        )  # fmt: skip
+        if fwd_eval is not None:
+            checks.append(
+                Check(
+                    1, "forward output, evaluation mode", fwd_eval.passed, fwd_eval.max_rel,
+                    fwd_eval.tolerance, f"output {fwd_eval.where}, at the start's statistics",
+                )
+            )  # fmt: skip
         loss_t = t0.criterion(out_t, ty)
         loss_t.backward()
         grads_t = port.to_jax(
             {k: p.grad.detach().cpu().numpy() for k, p in t0.model.named_parameters()}
             | _buffers(t0.model)
         )
-        loss_j, grads_j = jax.jit(jax.value_and_grad(experiment.jax.loss))(params0, (bx, by))
-        rel = _loss_rel(float(loss_j), float(loss_t.item()))
+        rel = _loss_rel(loss_j0, float(loss_t.item()))
         checks.append(Check(1, "loss", rel <= tol["forward"], rel, tol["forward"], "first batch"))
         # grads_t/grads_j: every parameter's gradient on the first batch, in the JAX layout.
-        g = compare_trees(
-            "grads",
-            _named(_leaves(grads_j), port),
-            _named(_leaves(grads_t), port),
-            tol["grads"],
-            scaled=True,
+        g_rel, g_where = _compare_grads(
+            _named(leaves(grads_j), port), _named(leaves(grads_t), port), dtype
         )
-        checks.append(Check(2, "gradients", g.passed, g.max_rel, g.tolerance, g.where))
+        checks.append(Check(2, "gradients", g_rel <= tol["grads"], g_rel, tol["grads"], g_where))
         # --- tier 3: lock step -------------------------------------------------------------
-        opt = jax_optimizer if jax_optimizer is not None else experiment.optimizer.to_optax()
-        step = _jax_step(experiment.jax.loss, opt)
-        runs = {"jax": _JaxRun(experiment, params0, opt, step)}
-        if sensitivity:
-            # Every update times 1.01: for each optimizer here, the learning rate off by 1%.
-            twin = optax.chain(opt, optax.scale(SENSITIVITY_LR_FACTOR))
-            runs["twin"] = _JaxRun(experiment, params0, twin, _jax_step(experiment.jax.loss, twin))
-        torch_run = _TorchRun(experiment, init, tdev)
-        nudged_init = {k: _nudge(v) for k, v in init.items()}
-        nudged = _TorchRun(experiment, nudged_init, tdev)
-        series = StepSeries.empty(experiment.num_steps, sensitivity)
-        judged = (
-            experiment.num_steps
-            if dtype == "float64"
-            else min(FLOAT32_JUDGED_STEPS, experiment.num_steps)
-        )
-        every = max(1, experiment.num_steps // 10)
+        torch_run = _TorchRun(experiment, init, tdev, paths)
+        nudged = _TorchRun(experiment, {k: _nudge(v) for k, v in init.items()}, tdev, paths)
+        steps = experiment.num_steps
+        series = StepSeries.empty(steps, sensitivity)
+        stats = _StatsSeries.empty(steps) if n_stats else None
+        judged = steps if dtype == "float64" else min(FLOAT32_JUDGED_STEPS, steps)
+        every = max(1, steps // 10)
         for i, idx in enumerate(_batches(experiment)):
             jx, jy = _take(x_all, y_jax_all, idx)
             tx, ty = _take(xt_all, yt_all, idx, torch)
-            series.loss_torch[i] = torch_run.step(tx, ty)
-            nudged_loss = nudged.step(tx, ty)
-            series.loss_jax[i] = runs["jax"].step(jx, jy)
-            snap = _named(_leaves(port.to_jax(torch_run.state_dict())), port)
-            snap_nudged = _named(_leaves(port.to_jax(nudged.state_dict())), port)
-            mine = _named(_leaves(runs["jax"].params), port)
+            # One draw per step for all four runs: torch, its one-ulp twin, JAX and its twin.
+            masks_j, masks_t = _draw_masks(sites, plans[len(jx)], experiment.seed, i)
+            series.loss_torch[i] = torch_run.step(tx, ty, masks_t)
+            nudged_loss = nudged.step(tx, ty, masks_t)
+            # The JAX run's step 0 ran above (tiers 1 and 2 read it), on these very masks.
+            series.loss_jax[i] = loss_j0 if i == 0 else runs["jax"].step(jx, jy, masks_j)
+            sd, sd_nudged = torch_run.state_dict(), nudged.state_dict()
+            snap = _named(leaves(port.to_jax(sd)), port)
+            snap_nudged = _named(leaves(port.to_jax(sd_nudged)), port)
+            mine = _named(leaves(runs["jax"].params), port)
             series.spread_loss[i] = _loss_rel(series.loss_torch[i], nudged_loss)
             series.spread_params[i], _ = _max_rel(snap, snap_nudged)
             series.rel_loss[i] = _loss_rel(series.loss_jax[i], series.loss_torch[i])
             series.rel_params[i], series.where_params[i] = _max_rel(mine, snap)
+            if stats is not None:
+                theirs = _named(leaves(port.stats_to_jax(sd)), port)
+                stats.spread[i], _ = _max_rel(
+                    _named(leaves(port.stats_to_jax(sd_nudged)), port), theirs
+                )
+                stats.rel[i], stats.where[i] = _max_rel(
+                    _named(leaves(runs["jax"].stats), port), theirs
+                )
             if sensitivity:
-                series.loss_twin[i] = runs["twin"].step(jx, jy)
+                series.loss_twin[i] = runs["twin"].step(jx, jy, masks_j)
                 series.rel_twin[i] = max(
                     _loss_rel(series.loss_twin[i], series.loss_torch[i]),
-                    _max_rel(_named(_leaves(runs["twin"].params), port), snap)[0],
+                    _max_rel(_named(leaves(runs["twin"].params), port), snap)[0],
                 )
             if progress is not None and (i + 1) % every == 0:
-                progress(i + 1, experiment.num_steps)
+                progress(i + 1, steps)
         series.finish_envelope(tol["trajectory"], ULP_FACTOR)
         checks.extend(series.checks(judged))
+        if stats is not None:
+            checks.append(stats.check(tol["trajectory"], judged))
+            report.extra["running_statistics"] = stats.to_json()
+        if stateful:
+            # The evaluation path after training: running statistics in use, dropout off. Held
+            # to torch's own one-ulp spread on this very output, at least the trajectory's.
+            tx_first = _take(xt_all, yt_all, first, torch)[0]
+            out_t = torch_run.evaluate(tx_first)
+            mine = port.apply(runs["jax"].params, runs["jax"].stats, None, bx, train=False)[0]
+            c = compare_arrays("output", np.asarray(mine), out_t, 1.0, scaled=True)
+            spread = compare_arrays("output", nudged.evaluate(tx_first), out_t, 1.0, scaled=True)
+            envelope = max(
+                series.tol_params[judged - 1], ULP_FACTOR * spread.max_rel, tol["trajectory"]
+            )
+            if judged < steps:  # a float32 run past its judged steps: reported, not judged
+                passed, note = True, f"; reported, not judged (after step {judged - 1})"
+            else:
+                passed, note = bool(c.max_rel <= envelope), ""
+            checks.append(
+                Check(
+                    3, "evaluation output after training", passed, c.max_rel, envelope,
+                    f"first batch, output {c.where}{note}", time=None if passed else 2 * steps,
+                )
+            )  # fmt: skip
     return report.finish(time.perf_counter() - start, series=series)
+
+
+@dataclasses.dataclass
+class _StatsSeries:
+    """Per-step figures of the running statistics (JAX vs torch, and torch's one-ulp spread)."""
+
+    rel: np.ndarray
+    spread: np.ndarray
+    where: list[str]
+
+    @classmethod
+    def empty(cls, steps: int) -> _StatsSeries:
+        return cls(np.full(steps, np.nan), np.full(steps, np.nan), [""] * steps)
+
+    def envelope(self, stated: float) -> np.ndarray:
+        running = np.maximum.accumulate(np.nan_to_num(self.spread, nan=np.inf))
+        return np.maximum(stated, ULP_FACTOR * running)
+
+    def check(self, stated: float, judged: int) -> Check:
+        """The tier-3 verdict, as the parameters': the first step outside the envelope."""
+        tol = self.envelope(stated)
+        rel = self.rel[:judged]
+        bad = np.flatnonzero(~(rel <= tol[:judged]))
+        first = int(bad[0]) if bad.size else None
+        at = int(np.nanargmax(np.nan_to_num(rel, nan=np.inf))) if first is None else first
+        where = f"step {at}" if first is None else f"first diverging step {at}"
+        n = len(self.rel)
+        steps = f"; {judged} of {n} steps judged" if judged < n else ""
+        return Check(
+            3, "running statistics after every step", first is None, float(self.rel[at]),
+            float(tol[at]), f"{where} {self.where[at]}{steps}",
+            time=None if first is None else 2 * first + 1,
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rel": self.rel.tolist(), "spread": self.spread.tolist(), "where": self.where}
+
+
+def _compare_grads(
+    mine: Mapping[str, np.ndarray], theirs: Mapping[str, np.ndarray], dtype: str
+) -> tuple[float, str]:
+    """The worst gradient leaf: ``(max relative difference, where)``.
+
+    Each leaf is measured relative to its largest entry (its small entries are sums of cancelling
+    terms). A leaf whose gradient vanishes on both sides (below ``VANISHING_ULPS`` ulp of the
+    model's largest gradient: a bias right before a BatchNorm, which the normalisation removes)
+    is pure rounding noise of the other leaves' terms, so it is measured relative to the model's
+    largest gradient instead.
+    """
+    from jaxtut.parity import compare_arrays
+
+    if set(mine) != set(theirs):
+        return np.inf, f"keys differ: {sorted(set(mine) ^ set(theirs))}"
+    top = max(
+        (float(np.max(np.abs(v), initial=0.0)) for v in (*mine.values(), *theirs.values())),
+        default=0.0,
+    )
+    vanishing = VANISHING_ULPS * float(np.finfo(dtype).eps) * top
+    worst, where = 0.0, ""
+    for k in sorted(mine):
+        a, b = np.asarray(mine[k], np.float64), np.asarray(theirs[k], np.float64)
+        c = compare_arrays(k, a, b, 1.0, scaled=True)
+        rel, at = c.max_rel, c.where
+        largest = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
+        if top > 0 and a.shape == b.shape and largest <= vanishing:
+            # c.where is also the largest absolute difference: a leaf's scale is one number.
+            rel, at = c.max_abs / top, f"{c.where} (vanishing: relative to the largest gradient)"
+        if not rel <= worst:  # NaN counts as worst
+            worst, where = rel, f"{k} {at}"
+    return worst, where
+
+
+def _on_device(tree: Any, dtype: str, device: Any) -> Any:
+    tree = jax.tree.map(lambda a: jnp.asarray(a, dtype=_param_dtype(a, dtype)), tree)
+    return jax.device_put(tree, device)
+
+
+def _masks_note(plan: Mapping[str, tuple[_Call, ...]]) -> str:
+    if not plan:
+        return ""
+    layouts = [
+        path + (" (moved channels-first for torch)" if any(c.channels_first for c in calls) else "")
+        for path, calls in plan.items()
+    ]
+    return "; dropout masks shared: " + ", ".join(layouts)
 
 
 def _param_dtype(a: Any, dtype: str):
@@ -549,10 +842,17 @@ def _final_loss(losses: Sequence[float], steps_per_epoch: int) -> float:
 def tier4(
     experiment: Experiment, model: Any, port: Port, seeds: int
 ) -> tuple[Check, dict[str, Any]]:
-    """K independent initialisations per framework; Welch's t-test on the final losses."""
+    """K independent initialisations per framework; Welch's t-test on the final losses.
+
+    Dropout masks are independent too: seed ``k``'s JAX run draws from
+    ``default_rng((k, step, layer, 1))``, its torch run from ``(k, step, layer, 2)``; the
+    running statistics start where each framework's fresh layers start (torch's
+    ``reset_parameters`` resets them; JAX takes those values).
+    """
     import scipy.stats
     import torch
 
+    from jaxtut.convert import cast_state_dict
     from jaxtut.runtime import jax_runtime, prng_key
     from jaxtut.torch_ref._common import state_dict_numpy, torch_runtime
     from jaxtut.torch_ref.train import tensors
@@ -561,33 +861,41 @@ def tier4(
     if port.init is None:
         raise ConfigError("tier 4 (seeds=K) needs the JAX port's own init=key -> params")
     jax_final, torch_final = [], []
-    with jax_runtime(experiment.dtype, experiment.device), torch_runtime(experiment) as tdev:
+    dtype = experiment.dtype
+    sites = port.dropouts
+    paths = tuple(site.path for site in sites)
+    with jax_runtime(dtype, experiment.device) as jdev, torch_runtime(experiment) as tdev:
         x_all, y_all = experiment.train
         y_jax = jax_arrays(y_all)
-        xt, yt = tensors((x_all, y_all), experiment.dtype, tdev)
+        xt, yt = tensors((x_all, y_all), dtype, tdev)
         opt = experiment.optimizer.to_optax()
         step = _jax_step(experiment.jax.loss, opt)
+        start = cast_state_dict(state_dict_numpy(model), dtype)
+        plans = _mask_plans(
+            experiment, port, _TorchRun(experiment, start, tdev, paths),
+            _on_device(port.to_jax(start), dtype, jdev),
+            _on_device(port.stats_to_jax(start), dtype, jdev),
+        )  # fmt: skip
         for s in range(seeds):
-            params = port.init(prng_key(s))
-            run = _JaxRun(experiment, params, opt, step)
-            jax_final.append(
-                _final_loss(
-                    [run.step(*_take(x_all, y_jax, i)) for i in _batches(experiment)],
-                    experiment.steps_per_epoch,
-                )
-            )
             torch.manual_seed(s)
             fresh = copy.deepcopy(model)
             for m in fresh.modules():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
-            trun = _TorchRun(experiment, state_dict_numpy(fresh), tdev)
-            torch_final.append(
-                _final_loss(
-                    [trun.step(*_take(xt, yt, i, torch)) for i in _batches(experiment)],
-                    experiment.steps_per_epoch,
-                )
-            )
+            fresh_sd = cast_state_dict(state_dict_numpy(fresh), dtype)
+            stats = _on_device(port.stats_to_jax(fresh_sd), dtype, jdev)
+            params = _on_device(port.init(prng_key(s)), dtype, jdev)  # in the run's dtype
+            run = _JaxRun(params, stats, opt, step, jdev)
+            trun = _TorchRun(experiment, fresh_sd, tdev, paths)
+            jax_losses, torch_losses = [], []
+            for i, idx in enumerate(_batches(experiment)):
+                jx, jy = _take(x_all, y_jax, idx)
+                plan = plans[len(jx)]
+                jax_losses.append(run.step(jx, jy, _draw_masks(sites, plan, s, i, (1,))[0]))
+                tx, ty = _take(xt, yt, idx, torch)
+                torch_losses.append(trun.step(tx, ty, _draw_masks(sites, plan, s, i, (2,))[1]))
+            jax_final.append(_final_loss(jax_losses, experiment.steps_per_epoch))
+            torch_final.append(_final_loss(torch_losses, experiment.steps_per_epoch))
     a, b = np.asarray(jax_final), np.asarray(torch_final)
     p = float(scipy.stats.ttest_ind(a, b, equal_var=False).pvalue)
     note = (
@@ -633,7 +941,11 @@ def compare(
         never trained itself).
       apply: the JAX port: an ``nnx.Module`` (its parameters' names mirror the torch ones) or a
         pure ``apply(params, x)`` (plain ``jax.numpy``, NNX via ``nnx.merge``, Linen's
-        ``module.apply``).
+        ``module.apply``). An ``nnx.Module`` may hold :mod:`jaxtut.layers` BatchNorm statistics
+        (compared with torch's buffers of the same names after every step) and
+        ``jaxtut.layers.Dropout`` / ``flax.nnx.Dropout`` layers at the paths of torch's
+        ``nn.Dropout`` layers (their masks are shared; see docs/compare.md). It is copied, never
+        modified.
       data: ``(x, y)`` NumPy arrays, one sample per row (labels as integers).
       loss: the torch criterion (``nn.MSELoss()``, ``nn.BCELoss()``, ``nn.CrossEntropyLoss()``,
         ``nn.NLLLoss()``, ... translated to JAX automatically; see :mod:`jaxtut.losses`).
@@ -668,8 +980,9 @@ def compare(
       line naming the first diverging tier, step and leaf), ``report.write(path)``.
 
     Raises:
-      ConfigError: input jaxtut cannot use (a layer it cannot map without ``convert``, a
-        criterion or optimizer option it does not translate, NaN in the data, ...).
+      ConfigError: input jaxtut cannot use (a layer it cannot map without ``convert``, a dropout
+        layer on one side only, a criterion or optimizer option it does not translate, NaN in
+        the data, ...).
     """
     from jaxtut.torch_ref._common import state_dict_numpy
 

@@ -8,6 +8,8 @@ the step or leaf that the verdict names.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +18,7 @@ import torch
 from flax import nnx
 
 import jaxtut
+from jaxtut import layers
 from jaxtut.errors import ConfigError
 from jaxtut.testing import assert_trains_the_same
 
@@ -275,3 +278,211 @@ def test_cli_compare_bad_input_is_one_line_and_exit_2(tmp_path, capsys, text, fr
     assert code == 2, out + err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], err
+
+
+# --- BatchNorm statistics and shared dropout masks -----------------------------------------------
+#
+# A small CNN with every stateful layer compare maps automatically: Conv2d(1, C, 3) -> BatchNorm2d
+# -> ReLU -> MaxPool2d(2) -> Dropout(0.25) -> Flatten -> Linear -> BatchNorm1d -> ReLU ->
+# Dropout(0.5) -> Linear, on 48 random 8x8 images in 3 classes, batch 16. Each broken port below
+# is a real port with one porter's mistake, checked by the real harness.
+
+
+class TorchCNN(torch.nn.Module):
+    def __init__(self, channels=4, functional_dropout=False):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, channels, 3)
+        self.bn1 = torch.nn.BatchNorm2d(channels)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.dropout1 = torch.nn.Dropout(0.25)
+        self.flatten = torch.nn.Flatten()
+        self.fc1 = torch.nn.Linear(channels * 9, 16)
+        self.bn2 = torch.nn.BatchNorm1d(16)
+        self.dropout2 = torch.nn.Dropout(0.5)
+        self.fc2 = torch.nn.Linear(16, 3)
+        self.functional_dropout = functional_dropout
+
+    def forward(self, x):  # (N, 1, 8, 8)
+        h = self.dropout1(self.pool(torch.relu(self.bn1(self.conv1(x)))))  # (N, C, 3, 3)
+        h = torch.relu(self.bn2(self.fc1(self.flatten(h))))
+        if self.functional_dropout:  # invisible to describe: compare must refuse the pair
+            h = torch.nn.functional.dropout(h, 0.1, self.training)
+        return self.fc2(self.dropout2(h))
+
+
+class BiasedVarianceBatchNorm2d(layers.BatchNorm2d):
+    """A porter's BatchNorm that stores the biased batch variance (flax.nnx.BatchNorm's habit)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.count = 0
+
+    def __call__(self, x):
+        self.count = math.prod(x.shape[:-1])
+        return super().__call__(x)
+
+    def _update(self, mean, unbiased_var):
+        super()._update(mean, unbiased_var * ((self.count - 1) / self.count))
+
+
+class JaxCNN(nnx.Module):
+    """The port: NHWC inside; the dropout layers draw their own keys when run on their own."""
+
+    def __init__(
+        self, *, rngs, channels=4, bn1=layers.BatchNorm2d, bn1_kwargs=None, p2=0.5,
+        nnx_dropout=False, call_dropout2=True, has_dropout2=True, reshape_for_dropout1=False,
+    ):  # fmt: skip
+        hi = jax.lax.Precision.HIGHEST
+        self.conv1 = layers.Conv2d(1, channels, 3, rngs=rngs)
+        self.bn1 = bn1(channels, **(bn1_kwargs or {}))
+        self.pool = layers.MaxPool2d(2)
+        self.dropout1 = nnx.Dropout(0.25, rngs=rngs) if nnx_dropout else layers.Dropout(0.25)
+        self.flatten = layers.Flatten()
+        self.fc1 = nnx.Linear(channels * 9, 16, rngs=rngs, precision=hi)
+        self.bn2 = layers.BatchNorm1d(16)
+        if has_dropout2:
+            self.dropout2 = layers.Dropout(p2)
+        self.fc2 = nnx.Linear(16, 3, rngs=rngs, precision=hi)
+        self.rngs = rngs
+        self.nnx_dropout, self.call_dropout2 = nnx_dropout, call_dropout2
+        self.reshape_for_dropout1 = reshape_for_dropout1
+
+    def __call__(self, x):  # (N, 1, 8, 8), as torch gets it
+        h = jnp.transpose(x, (0, 2, 3, 1))  # NHWC
+        h = self.pool(jax.nn.relu(self.bn1(self.conv1(h))))  # (N, 3, 3, C)
+        if self.reshape_for_dropout1:  # the mistake: a reshape to torch's shape, not a transpose
+            n, hh, ww, c = h.shape
+            h = self.drop1(h.reshape(n, c, hh, ww)).reshape(n, hh, ww, c)
+        else:
+            h = self.drop1(h)
+        h = jax.nn.relu(self.bn2(self.fc1(self.flatten(h))))
+        if self.call_dropout2:
+            h = self.dropout2(h, key=self.rngs.dropout())
+        return self.fc2(h)
+
+    def drop1(self, h):
+        return self.dropout1(h) if self.nnx_dropout else self.dropout1(h, key=self.rngs.dropout())
+
+
+def cnn_data(samples=48):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(48, 1, 8, 8)), rng.integers(0, 3, size=48)
+    return x[:samples], y[:samples]
+
+
+def torch_cnn(channels=4, functional_dropout=False):
+    torch.manual_seed(0)
+    model = TorchCNN(channels, functional_dropout)
+    with torch.no_grad():  # a trained model's running statistics: not the 0/1 of a fresh one
+        model(torch.from_numpy(cnn_data()[0][:16]).float())
+    return model
+
+
+def run_cnn(port=None, *, model=None, channels=4, functional_dropout=False, samples=16, **kwargs):
+    """One step by default (16 samples, one epoch, no twin): enough for a broken port's verdict."""
+    model = model or torch_cnn(channels, functional_dropout)
+    settings = dict(
+        loss=torch.nn.CrossEntropyLoss(),
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+        batch_size=16,
+        epochs=1,
+        sensitivity=False,
+    )
+    settings.update(kwargs)
+    port = port or JaxCNN(rngs=nnx.Rngs(0, dropout=1), channels=channels)
+    return jaxtut.compare(model, port, cnn_data(samples), **settings)
+
+
+def by_name(report):
+    return {c.name: c for c in report.checks}
+
+
+def test_a_cnn_with_batchnorm_and_dropout_passes_float64_to_1e10():
+    model, port = torch_cnn(), JaxCNN(rngs=nnx.Rngs(0, dropout=1))
+    report = run_cnn(port, model=model, samples=48, epochs=8, sensitivity=True)  # 24 steps
+    assert report.passed, report.verdict
+    # compare trained copies: the user's layers and statistics are as they were
+    assert type(model.dropout1) is torch.nn.Dropout and type(port.dropout1) is layers.Dropout
+    assert model.bn1.num_batches_tracked.item() == 1  # torch_cnn's one pass, none of compare's
+    checks = by_name(report)
+    # Measured (2-core CPU): losses 4e-16, parameters 5e-13, running statistics 7e-14.
+    assert checks["losses, every step"].measured < 1e-13
+    assert checks["parameters after every step"].measured < 1e-11
+    assert checks["running statistics after every step"].measured < 1e-11
+    assert checks["forward output, evaluation mode"].passed
+    assert checks["evaluation output after training"].measured < 1e-12
+    assert checks["sensitivity twin"].passed  # lr x 1.01 rejected on this very problem
+    assert "dropout1 (moved channels-first for torch), dropout2" in checks["structure"].where
+    running = report.extra["running_statistics"]
+    assert len(running["rel"]) == 24 and max(running["rel"]) < 1e-11
+
+
+def test_a_cnn_with_flax_dropout_passes_float32_under_its_envelope():
+    # dropout1 is a stock flax.nnx.Dropout here: its own x / (1 - rate), the shared mask.
+    port = JaxCNN(rngs=nnx.Rngs(0, dropout=1), nnx_dropout=True)
+    report = run_cnn(port, samples=48, dtype="float32", epochs=8)  # 24 steps
+    assert report.passed, report.verdict
+    checks = by_name(report)
+    assert checks["running statistics after every step"].tolerance >= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("port_kwargs", "tier_and_check", "leaf"),
+    [
+        # flax's momentum (keep 0.9 of the old value) in torch's convention (weigh the new 0.1)
+        ({"bn1_kwargs": {"momentum": 0.9}}, "tier 3 running statistics after every step",
+         "first diverging step 0 bn1.running_"),
+        ({"bn1": BiasedVarianceBatchNorm2d}, "tier 3 running statistics after every step",
+         "first diverging step 0 bn1.running_var"),
+        ({"bn1_kwargs": {"eps": 1e-3}}, "tier 1 forward output", "output index"),
+        ({"p2": 0.4}, "tier 1 forward output", "evaluation mode agrees"),
+        ({"reshape_for_dropout1": True}, "tier 1 forward output", "evaluation mode agrees"),
+        ({"call_dropout2": False}, "tier 0 structure",
+         "dropout dropout2: torch runs it once per forward pass on (16, 16), the JAX port never"),
+    ],
+    ids=["momentum", "biased-variance", "eps", "dropout-p", "mask-layout", "dropout-not-called"],
+)  # fmt: skip
+def test_a_broken_cnn_port_fails_naming_the_tier_and_leaf(port_kwargs, tier_and_check, leaf):
+    report = run_cnn(JaxCNN(rngs=nnx.Rngs(0, dropout=1), **port_kwargs))
+    assert not report.passed
+    assert tier_and_check in report.verdict, report.verdict
+    assert leaf in report.verdict, report.verdict
+
+
+def test_a_torch_dropout_without_a_jax_counterpart_is_one_line_naming_it():
+    with pytest.raises(ConfigError, match=r"torch layer dropout2 .* has no JAX counterpart") as e:
+        run_cnn(JaxCNN(rngs=nnx.Rngs(0, dropout=1), has_dropout2=False, call_dropout2=False))
+    assert "\n" not in str(e.value)
+
+
+def test_an_ambiguous_mask_layout_is_refused_not_guessed():
+    # 3 channels on a 3x3 map: (N, 3, 3, 3) is its own channels-last form.
+    report = run_cnn(channels=3)
+    assert "tier 0 structure" in report.verdict
+    assert "cannot tell whether the port is channels-last" in report.verdict
+
+
+def test_a_functional_dropout_in_the_torch_forward_is_detected():
+    report = run_cnn(functional_dropout=True)
+    assert "tier 0 structure" in report.verdict
+    assert "random beyond its nn.Dropout layers" in report.verdict
+    assert "F.dropout" in report.verdict
+
+
+@pytest.mark.parametrize("p", [0.25, 0.5])
+def test_the_shared_mask_is_applied_with_torch_arithmetic_bit_for_bit(p):
+    from jaxtut.compare_port import MaskedDropout
+    from jaxtut.runtime import jax_runtime
+    from jaxtut.torch_ref.layers import SharedDropout
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 5, 5, 3)).astype(np.float32)
+    mask = layers.dropout_mask(rng, x.shape, p)
+    with jax_runtime("float32", "cpu"):
+        wrapped = MaskedDropout(layers.Dropout(p))
+        wrapped.mask.set_value(jnp.asarray(mask.ravel()))  # one call, flattened
+        mine = np.asarray(wrapped(jnp.asarray(x)))
+    torch_layer = SharedDropout(p)
+    torch_layer.set_mask(np.moveaxis(mask, -1, 1))
+    theirs = torch_layer(torch.from_numpy(np.moveaxis(x, -1, 1))).numpy()
+    np.testing.assert_array_equal(mine, np.moveaxis(theirs, 1, -1))
