@@ -36,7 +36,8 @@ def default_config(tutorial_id: str, dtype: str = "float32", **overrides):
 # Tutorials whose tier-3 run is the first N steps of the default run, not all of it: a CNN epoch
 # in both frameworks takes many minutes on a 2-core CPU. Its 300-step runs (dropout, Adadelta)
 # are marked slow: `make parity-report` runs them, `make test` a 40-step run
-# (test_tier3_mnist_cnn_short). The full epoch is measured apart (docs/parity.md).
+# (test_tier3_mnist_cnn_short). The full float32 epoch is its own slow test
+# (test_tier3_mnist_cnn_float32_full_epoch; docs/parity.md).
 SUITE_STEPS = {"mnist_cnn": 300}
 
 

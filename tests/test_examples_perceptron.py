@@ -1,7 +1,8 @@
 """The perceptron, 1-10-1 and MNIST examples run end to end (quick mode) and say the right thing.
 
 Each script runs in a subprocess from a temporary working directory with
-``JAXTUT_EXAMPLE_QUICK=1`` (fewer epochs; one epoch for MNIST). The scripts run one after another,
+``JAXTUT_EXAMPLE_QUICK=1`` (fewer epochs; one epoch for the MNIST MLP and logistic regression,
+40 steps for the CNN). The scripts run one after another,
 with ``OMP_NUM_THREADS=1``: on a two-core machine PyTorch's two worker threads spin at every op's
 barrier when another process holds a core, which made one MNIST epoch take minutes instead of a
 second under load (the float32 comparison figures shift in the last digits; the lines checked here
@@ -52,8 +53,14 @@ EXAMPLES = {
         "compared over 938 steps (1 epoch)",
         "max parameter difference:",
     ],
+    "mnist_cnn": [
+        "938 steps per epoch; real samples in the last one: 32",
+        "log-probabilities, JAX vs torch: max difference",
+        "JAX test accuracy",
+        "float64: 5 steps, max per-step loss difference (relative)",
+    ],
 }
-USES_MNIST = {"mnist_logreg", "mnist_mlp"}
+USES_MNIST = {"mnist_logreg", "mnist_mlp", "mnist_cnn"}
 TIME_LIMIT_S = 60.0
 
 pytest.importorskip("torch")  # the examples' second half compares with the PyTorch reference
@@ -123,3 +130,16 @@ def test_perceptron_example_reports_float64_agreement(outputs):
 def test_mlp_example_reports_float64_agreement_over_the_first_100_steps(outputs):
     _, stdout, _, _ = outputs["mlp_1_10_1"]
     assert _number_after(stdout, "float64:   over the first 100 steps") <= 1e-12
+
+
+def test_cnn_example_shows_the_layouts_and_float64_agreement(outputs):
+    if "mnist_cnn" not in outputs:
+        pytest.skip(f"MNIST files not found in {_mnist_dir()}; set {ENV_VAR}")
+    _, stdout, _, _ = outputs["mnist_cnn"]
+    # The converted weights give torch's outputs (float32 rounding), and only with the flatten
+    # permutation of fc1's rows.
+    assert _number_after(stdout, "log-probabilities, JAX vs torch: max difference") <= 1e-5
+    assert _number_after(stdout, "without the permutation:       max difference") >= 1e-3
+    assert (
+        _number_after(stdout, "float64: 5 steps, max per-step loss difference (relative)") <= 1e-12
+    )
