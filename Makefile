@@ -34,7 +34,7 @@ format: $(STAMP)
 # The slow parity runs (the CNN's 300 steps in both dtypes, its full float32 epoch) are left to
 # `make parity-report`.
 test: lint
-	$(PY) -m pytest tests parity_tests -m "not slow"
+	$(PY) -m pytest tests parity_tests -m "not slow" --durations=15
 
 # Regenerate the committed parity report (reports/parity.{json,md}) from a full parity run,
 # slow tests included.

@@ -80,6 +80,7 @@ def _key(k: Any) -> str:
 
 
 def leaves(tree: Any) -> dict[str, np.ndarray]:
+    """A pytree's leaves as NumPy arrays keyed by their ``/``-joined paths (``fc1/kernel``)."""
     return {
         "/".join(_key(k) for k in path): np.asarray(leaf)
         for path, leaf in jax.tree_util.tree_leaves_with_path(tree)

@@ -197,7 +197,9 @@ def test_ctrl_c_leaves_no_files(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "JAXTUT_DATA_DIR": str(MNIST_DIR)},
+        # Unbuffered: through a pipe, Python's stdout is block-buffered, so the header line could
+        # arrive only when the run ends and the interrupt would come too late to test anything.
+        env={**os.environ, "JAXTUT_DATA_DIR": str(MNIST_DIR), "PYTHONUNBUFFERED": "1"},
     )
     try:
         # Wait until training has started (the first progress line needs a whole epoch, so
@@ -207,6 +209,7 @@ def test_ctrl_c_leaves_no_files(tmp_path):
         while "mnist_mlp" not in line and time.monotonic() < deadline:
             line = proc.stdout.readline()
         time.sleep(1.0)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
