@@ -31,7 +31,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The slow parity runs (the CNN's 300 steps in both dtypes, its full float32 epoch) are left to
+# The slow parity runs (the CNN's 300 steps in both dtypes, its full float32 epoch, its twins) are left to
 # `make parity-report`.
 test: lint
 	$(PY) -m pytest tests parity_tests -m "not slow" --durations=15
