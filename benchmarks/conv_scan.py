@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import functools
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -39,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from benchmarks import script
 from benchmarks.timing import Stats, no_recompile, steady_samples
 
 BATCH = 64
@@ -301,4 +303,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(main, "python -m benchmarks.conv_scan"))

@@ -30,6 +30,7 @@ import collections
 import os
 import re
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import script
 from benchmarks.timing import install_jax_hook, no_recompile, steady_samples
 from jaxtut import registry
 from jaxtut.loops import LoopStrategy, fit_epochs
@@ -257,4 +259,4 @@ def _fmt(seconds: float) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(main, "python -m benchmarks.loop_strategy"))

@@ -41,6 +41,7 @@ import json
 import os
 import re
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,7 @@ import jax
 import numpy as np
 import optax
 
+from benchmarks import script
 from benchmarks.timing import install_jax_hook, no_recompile
 from jaxtut.data import shuffled_batches
 from jaxtut.loops import LoopStrategy, fit_epochs
@@ -305,4 +307,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(script(main, "python -m benchmarks.mnist_cnn"))

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import script
 from benchmarks.timing import Stats, clock, install_jax_hook, machine_info, no_recompile
 from jaxtut import nn, optim
 from jaxtut.data import load_mnist
@@ -165,4 +166,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    sys.exit(script(main, "python -m benchmarks.optim_adam"))

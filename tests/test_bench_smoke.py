@@ -153,3 +153,22 @@ def test_steady_samples_warms_up_and_samples_short_runs_longer():
     assert len(calls) > 1 + 400  # the probe, untimed warm-up calls, then the samples
     tiny, _ = _fake_run(1e-9)
     assert len(timing.steady_samples(tiny, 5)) == timing.MAX_REPEATS  # capped
+
+
+@pytest.mark.parametrize("script, args", [("mnist_cnn", []), ("loop_strategy", ["mnist_cnn"])])
+def test_benchmark_script_without_mnist_is_one_line_and_exit_2(script, args, tmp_path):
+    # An empty folder: the loader reports the missing file without trying a download.
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{script}", "--data-dir", str(tmp_path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"python -m benchmarks.{script}: error: MNIST file train-images-idx3-ubyte[.gz] not found "
+        f"in {tmp_path}; set JAXTUT_DATA_DIR to a folder with the four MNIST IDX files, or pass "
+        "--data-dir"
+    ], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr

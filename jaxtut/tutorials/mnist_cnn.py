@@ -83,6 +83,10 @@ def _patches(x: jax.Array, kh: int, kw: int) -> jax.Array:
     )
 
 
+# The weight gradient's batch slices (the patch-matrix transpose it avoids: see _conv_bwd).
+WGRAD_CHUNKS = 4
+
+
 @jax.custom_vjp
 def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Valid, stride-1 2-D cross-correlation: ``(B, H, W, C) * (kh, kw, C, O) -> (B, H', W', O)``.
@@ -104,8 +108,17 @@ def _conv_fwd(x, kernel):
 def _conv_bwd(residuals, g):  # g: (B, H', W', O)
     patches, kernel = residuals
     kh, kw, c, o = kernel.shape
-    # dL/dkernel = patches^T g, contracted over batch and output pixels: (kh*kw*C, O).
-    dkernel = jnp.tensordot(patches, g, axes=((0, 1, 2), (0, 1, 2)), precision=HIGHEST)
+    # dL/dkernel = patches^T g, contracted over batch and output pixels: (kh*kw*C, O), as the
+    # sum of WGRAD_CHUNKS batched products over slices of the batch. One contraction over all
+    # B*H'*W' rows makes XLA:CPU transpose the whole patch matrix (42 MB for conv2) before its
+    # dot; a batched dot reads it in place (docs/benchmarks.md: about 5% of a training step).
+    n = math.gcd(patches.shape[0], WGRAD_CHUNKS)
+    dkernel = lax.dot_general(
+        patches.reshape(n, -1, kh * kw * c),
+        g.reshape(n, -1, o),
+        (((1,), (1,)), ((0,), (0,))),
+        precision=HIGHEST,
+    ).sum(0)
     # dL/dx is the full correlation of g with the spatially flipped kernel whose in/out axes are
     # swapped: (kh, kw, O, C), canonical NHWC/HWIO, so XLA:CPU runs it with Eigen in any loop.
     # (Unused for conv1, whose input is data: XLA removes it.)
