@@ -480,10 +480,19 @@ def _max_rel(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> tuple[
     return worst, where
 
 
-def _loss_rel(a: float, b: float) -> float:
+def _loss_rel(a: float, b: float, scale: float = 0.0) -> float:
+    """``|a - b|`` relative to the larger of ``|a|``, ``|b|`` and ``scale``.
+
+    Tier 3 passes the run's largest loss so far as ``scale``. A loss near zero is ill-conditioned
+    in float32: BCE's ``-log(p)`` of a confident ``p = 1 - 1e-3`` turns ``p``'s rounding (6e-8)
+    into a relative error of 6e-5. Judged against its own size, such a batch failed an honest
+    port (examples/compare_custom_model.py, step 44, loss 1.1e-3: 1.6e-5 > 1e-5 with one torch
+    thread); against the run's loss scale it is 2.5e-8, as an output is judged against its
+    largest entry.
+    """
     if not (np.isfinite(a) and np.isfinite(b)):
         return np.inf
-    return abs(a - b) / max(abs(a), abs(b), np.finfo(np.float64).tiny)
+    return abs(a - b) / max(abs(a), abs(b), scale, np.finfo(np.float64).tiny)
 
 
 def _batches(experiment: Experiment):
@@ -656,6 +665,7 @@ def compare_experiment(
         stats = _StatsSeries.empty(steps) if n_stats else None
         judged = steps if dtype == "float64" else min(FLOAT32_JUDGED_STEPS, steps)
         every = max(1, steps // 10)
+        loss_scale = 0.0  # the largest torch loss so far: _loss_rel's denominator floor
         for i, idx in enumerate(_batches(experiment)):
             jx, jy = _take(x_all, y_jax_all, idx)
             tx, ty = _take(xt_all, yt_all, idx, torch)
@@ -669,9 +679,11 @@ def compare_experiment(
             snap = _named(leaves(port.to_jax(sd)), port)
             snap_nudged = _named(leaves(port.to_jax(sd_nudged)), port)
             mine = _named(leaves(runs["jax"].params), port)
-            series.spread_loss[i] = _loss_rel(series.loss_torch[i], nudged_loss)
+            if np.isfinite(series.loss_torch[i]):
+                loss_scale = max(loss_scale, abs(series.loss_torch[i]))
+            series.spread_loss[i] = _loss_rel(series.loss_torch[i], nudged_loss, loss_scale)
             series.spread_params[i], _ = _max_rel(snap, snap_nudged)
-            series.rel_loss[i] = _loss_rel(series.loss_jax[i], series.loss_torch[i])
+            series.rel_loss[i] = _loss_rel(series.loss_jax[i], series.loss_torch[i], loss_scale)
             series.rel_params[i], series.where_params[i] = _max_rel(mine, snap)
             if stats is not None:
                 theirs = _named(leaves(port.stats_to_jax(sd)), port)
@@ -684,7 +696,7 @@ def compare_experiment(
             if sensitivity:
                 series.loss_twin[i] = runs["twin"].step(jx, jy, masks_j)
                 series.rel_twin[i] = max(
-                    _loss_rel(series.loss_twin[i], series.loss_torch[i]),
+                    _loss_rel(series.loss_twin[i], series.loss_torch[i], loss_scale),
                     _max_rel(_named(leaves(runs["twin"].params), port), snap)[0],
                 )
             if progress is not None and (i + 1) % every == 0:
