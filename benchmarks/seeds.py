@@ -43,8 +43,8 @@ def _plans(tutorial_id: str, config, data, seeds: list[int], steps: int | None) 
     return [truncated(p, steps) for p in plans] if steps else plans
 
 
-def _timed(label: str, trace: Callable[[], int], run: Callable[[], Any], repeats: int):
-    """First call apart (compiles), then ``repeats`` runs; ``run`` returns (compile_s, wall_s)."""
+def _timed(label: str, trace: Callable[[], int], run: Callable[[], Any], settings: Settings):
+    """First call apart (compiles), then the timed runs; ``run`` returns (compile_s, wall_s)."""
     compile_s, first_wall = run()
 
     def timed() -> float:
@@ -54,7 +54,7 @@ def _timed(label: str, trace: Callable[[], int], run: Callable[[], Any], repeats
         return wall
 
     with no_recompile(label, trace):
-        samples = steady_samples(timed, repeats)
+        samples = steady_samples(timed, settings.repeats, settings.min_timed_s)
     return compile_s, compile_s + first_wall, Stats.of(samples)
 
 
@@ -91,9 +91,7 @@ def bench_seeds(tutorial_id: str, settings: Settings, log: Callable[[str], None]
         r = train(experiment)
         return r.compile_time_s, r.wall_time_s
 
-    single_compile, _, single_stats = _timed(
-        f"seeds {tutorial_id} single", trace, single, settings.repeats
-    )
+    single_compile, _, single_stats = _timed(f"seeds {tutorial_id} single", trace, single, settings)
     counts = []
     for k in seed_counts:
 
@@ -103,7 +101,7 @@ def bench_seeds(tutorial_id: str, settings: Settings, log: Callable[[str], None]
 
         start = time.perf_counter()
         compile_s, first_call, stats = _timed(
-            f"seeds {tutorial_id} K={k}", trace, vmapped, settings.repeats
+            f"seeds {tutorial_id} K={k}", trace, vmapped, settings
         )
         counts.append(
             {

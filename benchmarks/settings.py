@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from benchmarks.timing import MIN_TIMED_S
+
 # The benchmarks that are not training tutorials, selectable by name like tutorial ids.
 SECTIONS = ("roofline", "seeds", "sin", "normal_equation")
 MNIST_IDS = ("mnist_logreg", "mnist_mlp")
@@ -35,6 +37,10 @@ class Settings:
       gemm_n: the matmul-peak benchmark multiplies two ``gemm_n x gemm_n`` float32 matrices.
       marginal_factor: the fused per-step marginal cost is measured with this many times the
         default epochs (small tutorials only).
+      min_timed_s: a run shorter than :data:`~benchmarks.timing.SHORT_RUN_S` is sampled until
+        this many of its seconds are timed (:func:`~benchmarks.timing.steady_samples`); the
+        quick run takes a tenth, since each sample of a catalogue run also pays its untimed
+        set-up.
     """
 
     device: str
@@ -51,6 +57,7 @@ class Settings:
     sin_n: int
     gemm_n: int
     marginal_factor: int
+    min_timed_s: float
 
     @classmethod
     def create(
@@ -82,4 +89,5 @@ class Settings:
             sin_n=4_000 if quick else 10_000,
             gemm_n=8192 if gpu else (1024 if quick else 2048),
             marginal_factor=10,
+            min_timed_s=MIN_TIMED_S / 10 if quick else MIN_TIMED_S,
         )

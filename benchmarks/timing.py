@@ -185,7 +185,9 @@ MIN_TIMED_S = 0.2
 MAX_REPEATS = 2000
 
 
-def steady_samples(timed: Callable[[], float], repeats: int) -> list[float]:
+def steady_samples(
+    timed: Callable[[], float], repeats: int, min_timed_s: float = MIN_TIMED_S
+) -> list[float]:
     """Steady-state samples of a run whose first (compiling) call has already been made.
 
     Args:
@@ -193,6 +195,8 @@ def steady_samples(timed: Callable[[], float], repeats: int) -> list[float]:
         any untimed set-up, such as fresh donated buffers, happens inside it but off its clock).
       repeats: the number of samples for a run of at least :data:`SHORT_RUN_S`; the minimum
         otherwise.
+      min_timed_s: a short run is sampled until this many of its seconds have been timed
+        (``--quick`` lowers it: its timings are a smoke test, not figures).
 
     Returns:
       The timed samples; the first one decides whether the run counts as short.
@@ -204,7 +208,7 @@ def steady_samples(timed: Callable[[], float], repeats: int) -> list[float]:
     while time.perf_counter() < deadline:
         timed()
     samples = []
-    while len(samples) < repeats or (sum(samples) < MIN_TIMED_S and len(samples) < MAX_REPEATS):
+    while len(samples) < repeats or (sum(samples) < min_timed_s and len(samples) < MAX_REPEATS):
         samples.append(timed())
     return samples
 

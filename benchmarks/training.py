@@ -150,8 +150,8 @@ def variant_result(
 # --- JAX ------------------------------------------------------------------------------------------
 
 
-def _fused_samples(case: Case, config: TrainConfig, plan: BatchPlan | None, repeats: int):
-    """First call (compiles) and ``repeats`` timed calls of the catalogue's fused JAX run."""
+def _fused_samples(case: Case, config: TrainConfig, plan: BatchPlan | None, settings: Settings):
+    """First call (compiles) and the timed calls of the catalogue's fused JAX run."""
     from jaxtut.train import TRACE_COUNTS
 
     tid = case.tutorial.id
@@ -167,13 +167,13 @@ def _fused_samples(case: Case, config: TrainConfig, plan: BatchPlan | None, repe
 
     first = run()
     with no_recompile(f"{tid} jax_fused", lambda: TRACE_COUNTS[tid]):
-        samples = steady_samples(timed, repeats)
+        samples = steady_samples(timed, settings.repeats, settings.min_timed_s)
     return first, Stats.of(samples)
 
 
 def jax_fused(case: Case, settings: Settings) -> dict[str, Any]:
     """The catalogue's whole-run program; for the small tutorials also its marginal step cost."""
-    first, per_run = _fused_samples(case, case.config, case.plan, settings.repeats)
+    first, per_run = _fused_samples(case, case.config, case.plan, settings)
     extra = {}
     if case.tutorial.id not in MNIST_IDS and settings.marginal_factor > 1:
         # A run of a tiny model is over in microseconds, so a fixed cost per call (dispatch,
@@ -182,7 +182,7 @@ def jax_fused(case: Case, settings: Settings) -> dict[str, Any]:
         # overhead.
         factor = max(settings.marginal_factor, -(-MARGINAL_MIN_STEPS // case.steps))
         long_config = case.config.replace(epochs=case.config.epochs * factor)
-        _, long_run = _fused_samples(case, long_config, None, settings.repeats)
+        _, long_run = _fused_samples(case, long_config, None, settings)
         long_steps = case.steps * factor
         slope = (long_run.median - per_run.median) / (long_steps - case.steps)
         extra["marginal"] = {
@@ -275,7 +275,7 @@ def jax_step(case: Case, settings: Settings) -> dict[str, Any]:
 
         _, first_call = clock(lambda: run(fresh_state()))
         with no_recompile(f"{tid} jax_step", lambda: BENCH_TRACES[trace_key]):
-            samples = steady_samples(timed, settings.repeats)
+            samples = steady_samples(timed, settings.repeats, settings.min_timed_s)
     per_run = Stats.of(samples)
     return variant_result(
         "jax_step",
@@ -298,7 +298,7 @@ def torch_eager(case: Case, settings: Settings) -> dict[str, Any]:
 
     first = run()  # warm-up: the first call pays for lazy initialisation in torch
     with no_recompile(f"{case.tutorial.id} torch_eager"):
-        samples = steady_samples(run, settings.repeats)
+        samples = steady_samples(run, settings.repeats, settings.min_timed_s)
     return variant_result(
         "torch_eager", case, Stats.of(samples), first_call_s=first, compile_s=None
     )
@@ -364,7 +364,7 @@ def numpy_variant(case: Case, settings: Settings) -> dict[str, Any]:
         return case.tutorial.run("numpy", case.config).wall_time_s
 
     first = run()
-    samples = steady_samples(run, settings.repeats)
+    samples = steady_samples(run, settings.repeats, settings.min_timed_s)
     note = ""
     if case.tutorial.id == "linreg_scratch":
         note = "the source's NumPy loop: hand-written (summed) gradient, same work per step"

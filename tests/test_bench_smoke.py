@@ -29,7 +29,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory) -> tuple[dict, str, bytes, subprocess.CompletedProcess]:
-    """One ``python -m benchmarks --quick`` run shared by the smoke tests (about 1.5-2 min)."""
+    """One ``python -m benchmarks --quick`` run shared by the smoke tests (~80 s, 2 cores)."""
     out = tmp_path_factory.mktemp("bench")
     env = dict(os.environ)
     # Without the MNIST files the MNIST rows are recorded as skipped (pointing at an empty folder
@@ -153,6 +153,9 @@ def test_steady_samples_warms_up_and_samples_short_runs_longer():
     assert len(calls) > 1 + 400  # the probe, untimed warm-up calls, then the samples
     tiny, _ = _fake_run(1e-9)
     assert len(timing.steady_samples(tiny, 5)) == timing.MAX_REPEATS  # capped
+    # --quick's lower budget: a tenth of the samples, never fewer than `repeats`.
+    assert len(timing.steady_samples(timed, 5, timing.MIN_TIMED_S / 10)) in (40, 41)
+    assert len(timing.steady_samples(timed, 50, timing.MIN_TIMED_S / 10)) == 50
 
 
 @pytest.mark.parametrize("script, args", [("mnist_cnn", []), ("loop_strategy", ["mnist_cnn"])])
