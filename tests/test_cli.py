@@ -182,8 +182,13 @@ def test_ctrl_c_leaves_no_files(tmp_path):
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "jaxtut",
+            "-c",
+            # `python -m jaxtut` with Python's SIGINT handler restored first. A shell without job
+            # control starts background jobs with SIGINT ignored and children inherit that (a
+            # `make test &` would then fail here); a foreground command has the handler. (Not a
+            # preexec_fn: forking a process that runs JAX's threads is unsafe, and warns.)
+            "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "runpy.run_module('jaxtut', run_name='__main__', alter_sys=True)",
             "run",
             "mnist_mlp",
             "--framework",
@@ -200,10 +205,6 @@ def test_ctrl_c_leaves_no_files(tmp_path):
         # Unbuffered: through a pipe, Python's stdout is block-buffered, so the header line could
         # arrive only when the run ends and the interrupt would come too late to test anything.
         env={**os.environ, "JAXTUT_DATA_DIR": str(MNIST_DIR), "PYTHONUNBUFFERED": "1"},
-        # A shell without job control starts background jobs with SIGINT ignored, and children
-        # inherit that (a `make test &` would then fail here): the child gets the default back,
-        # as a foreground command has it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         # Wait until training has started (the first progress line needs a whole epoch, so
