@@ -487,7 +487,7 @@ def _loss_rel(a: float, b: float, scale: float = 0.0) -> float:
     in float32: BCE's ``-log(p)`` of a confident ``p = 1 - 1e-3`` turns ``p``'s rounding (6e-8)
     into a relative error of 6e-5. Judged against its own size, such a batch failed an honest
     port (examples/compare_custom_model.py, step 44, loss 1.1e-3: 1.6e-5 > 1e-5 with one torch
-    thread); against the run's loss scale it is 2.5e-8, as an output is judged against its
+    thread); against the run's loss scale it is 2.4e-8, as an output is judged against its
     largest entry.
     """
     if not (np.isfinite(a) and np.isfinite(b)):
