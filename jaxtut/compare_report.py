@@ -42,6 +42,40 @@ class Check:
     time: int | None = None
 
 
+def envelope(spread: np.ndarray, stated: float, factor: float) -> np.ndarray:
+    """The per-step tolerance: ``max(stated, factor * the running max of the spread)``.
+
+    A NaN in the spread (torch diverged from itself) opens the envelope from that step on.
+    """
+    return np.maximum(stated, factor * np.maximum.accumulate(np.nan_to_num(spread, nan=np.inf)))
+
+
+def trajectory_check(
+    name: str,
+    rel: np.ndarray,
+    tol: np.ndarray,
+    judged: int,
+    leaves: list[str] | None = None,
+    offset: int = 0,
+) -> Check:
+    """The tier-3 verdict on one per-step series, over its first ``judged`` steps.
+
+    A failing check names its first step outside ``tol`` (NaN included), a passing one its worst
+    step; ``leaves`` (each step's worst leaf) adds the leaf. ``offset`` orders checks of the same
+    step for the verdict (the loss before the parameters after it).
+    """
+    bad = np.flatnonzero(~(rel[:judged] <= tol[:judged]))
+    first = int(bad[0]) if bad.size else None
+    at = int(np.nanargmax(np.nan_to_num(rel[:judged], nan=np.inf))) if first is None else first
+    leaf = "" if leaves is None else f" {leaves[at]}"
+    where = f"step {at}{leaf}" if first is None else f"first diverging step {at}{leaf}"
+    steps = f"; {judged} of {len(rel)} steps judged" if judged < len(rel) else ""
+    return Check(
+        3, name, first is None, float(rel[at]), float(tol[at]), where + steps,
+        time=None if first is None else 2 * first + offset,
+    )  # fmt: skip
+
+
 @dataclasses.dataclass
 class StepSeries:
     """Per-step figures of a lock-step run (one entry per optimizer step).
@@ -75,10 +109,8 @@ class StepSeries:
 
     def finish_envelope(self, stated: float, factor: float) -> None:
         """Fills the tolerance envelope from the measured one-ulp spread of torch itself."""
-        spread_l = np.maximum.accumulate(np.nan_to_num(self.spread_loss, nan=np.inf))
-        spread_p = np.maximum.accumulate(np.nan_to_num(self.spread_params, nan=np.inf))
-        self.tol_loss = np.maximum(stated, factor * spread_l)
-        self.tol_params = np.maximum(stated, factor * spread_p)
+        self.tol_loss = envelope(self.spread_loss, stated, factor)
+        self.tol_params = envelope(self.spread_params, stated, factor)
 
     def checks(self, judged: int) -> list[Check]:
         """Tier-3 verdicts over the first ``judged`` steps, and the sensitivity twin's.
@@ -87,23 +119,13 @@ class StepSeries:
         parameters, the worst leaf there.
         """
         n = judged
-        steps = f"; {n} of {len(self.rel_loss)} steps judged" if n < len(self.rel_loss) else ""
-        out = []
-        for offset, name, rel, tol in (
-            (0, "losses, every step", self.rel_loss, self.tol_loss),
-            (1, "parameters after every step", self.rel_params, self.tol_params),
-        ):
-            bad = np.flatnonzero(~(rel[:n] <= tol[:n]))
-            first = int(bad[0]) if bad.size else None
-            at = int(np.nanargmax(np.nan_to_num(rel[:n], nan=np.inf))) if first is None else first
-            leaf = f" {self.where_params[at]}" if offset else ""
-            where = f"step {at}{leaf}" if first is None else f"first diverging step {at}{leaf}"
-            out.append(
-                Check(
-                    3, name, first is None, float(rel[at]), float(tol[at]), where + steps,
-                    time=None if first is None else 2 * first + offset,
-                )
-            )  # fmt: skip
+        out = [
+            trajectory_check("losses, every step", self.rel_loss, self.tol_loss, n),
+            trajectory_check(
+                "parameters after every step", self.rel_params, self.tol_params, n,
+                self.where_params, offset=1,
+            ),
+        ]  # fmt: skip
         if self.rel_twin is not None:
             envelope = np.maximum(self.tol_loss[:n], self.tol_params[:n])
             caught = np.flatnonzero(~(self.rel_twin[:n] <= envelope))

@@ -70,7 +70,13 @@ from jaxtut.compare_port import (
     resolve_port,
     shared_dropout_copy,
 )
-from jaxtut.compare_report import Check, CompareReport, StepSeries
+from jaxtut.compare_report import (
+    Check,
+    CompareReport,
+    StepSeries,
+    envelope,
+    trajectory_check,
+)
 from jaxtut.errors import ConfigError
 from jaxtut.experiment import Experiment, TorchSide, Trainer
 from jaxtut.runtime import DTYPES, versions
@@ -714,16 +720,16 @@ def compare_experiment(
             mine = port.apply(runs["jax"].params, runs["jax"].stats, None, bx, train=False)[0]
             c = compare_arrays("output", np.asarray(mine), out_t, 1.0, scaled=True)
             spread = compare_arrays("output", nudged.evaluate(tx_first), out_t, 1.0, scaled=True)
-            envelope = max(
+            bound = max(
                 series.tol_params[judged - 1], ULP_FACTOR * spread.max_rel, tol["trajectory"]
             )
             if judged < steps:  # a float32 run past its judged steps: reported, not judged
                 passed, note = True, f"; reported, not judged (after step {judged - 1})"
             else:
-                passed, note = bool(c.max_rel <= envelope), ""
+                passed, note = bool(c.max_rel <= bound), ""
             checks.append(
                 Check(
-                    3, "evaluation output after training", passed, c.max_rel, envelope,
+                    3, "evaluation output after training", passed, c.max_rel, bound,
                     f"first batch, output {c.where}{note}", time=None if passed else 2 * steps,
                 )
             )  # fmt: skip
@@ -742,25 +748,12 @@ class _StatsSeries:
     def empty(cls, steps: int) -> _StatsSeries:
         return cls(np.full(steps, np.nan), np.full(steps, np.nan), [""] * steps)
 
-    def envelope(self, stated: float) -> np.ndarray:
-        running = np.maximum.accumulate(np.nan_to_num(self.spread, nan=np.inf))
-        return np.maximum(stated, ULP_FACTOR * running)
-
     def check(self, stated: float, judged: int) -> Check:
         """The tier-3 verdict, as the parameters': the first step outside the envelope."""
-        tol = self.envelope(stated)
-        rel = self.rel[:judged]
-        bad = np.flatnonzero(~(rel <= tol[:judged]))
-        first = int(bad[0]) if bad.size else None
-        at = int(np.nanargmax(np.nan_to_num(rel, nan=np.inf))) if first is None else first
-        where = f"step {at}" if first is None else f"first diverging step {at}"
-        n = len(self.rel)
-        steps = f"; {judged} of {n} steps judged" if judged < n else ""
-        return Check(
-            3, "running statistics after every step", first is None, float(self.rel[at]),
-            float(tol[at]), f"{where} {self.where[at]}{steps}",
-            time=None if first is None else 2 * first + 1,
-        )  # fmt: skip
+        tol = envelope(self.spread, stated, ULP_FACTOR)
+        return trajectory_check(
+            "running statistics after every step", self.rel, tol, judged, self.where, offset=1
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"rel": self.rel.tolist(), "spread": self.spread.tolist(), "where": self.where}
