@@ -33,7 +33,7 @@ import numpy as np
 
 from jaxtut.configs import MnistCnnConfig
 from jaxtut.convert import flatten_permutation
-from jaxtut.parity import compare_series, truncate
+from jaxtut.parity import compare_series, compare_trees, truncate
 from jaxtut.train import train
 from jaxtut.tutorials import mnist_cnn as cnn
 
@@ -181,11 +181,10 @@ if torch is not None:
         jax_run = train(short, init_params=torch_init)
         torch_run = train_torch(short, init_params=torch_init)
         rel = compare_series("losses", jax_run.losses, torch_run.losses, 1.0)
-        params = max(
-            np.abs(jax_run.params[k] - torch_run.params[k]).max()
-            / np.abs(torch_run.params[k]).max()
-            for k in torch_init
-        )
+        params = compare_trees("params", jax_run.params, torch_run.params, 1.0, scaled=True)
         print(f"{dtype}: {PARITY_STEPS} steps, ", end="")
         print(f"max per-step loss difference (relative) {rel.max_rel:.1e}")
-        print(f"{dtype}: max parameter difference after them (relative to the leaf) {params:.1e}")
+        print(
+            f"{dtype}: max parameter difference after them (relative to the leaf) "
+            f"{params.max_rel:.1e}"
+        )
