@@ -120,8 +120,10 @@ def profile_thunks(run: Callable[[], object], hlo_text: str, steps: int, top: in
 
     Times are summed per thunk over the run's steps from the profiler's trace events, on
     whichever of the runtime's threads ran it (independent thunks run concurrently, so the
-    column can add up to more than the step's wall time). ``op`` is the JAX operation the HLO
-    instruction was lowered from (its ``op_name`` metadata).
+    column can add up to more than the step's wall time). A thunk that XLA runs asynchronously
+    on its intra-op pool (an Eigen convolution, an Eigen batched dot) shows only its launch, well
+    under a millisecond: time those apart. ``op`` is the JAX operation the HLO instruction was
+    lowered from (its ``op_name`` metadata).
     """
     ops = {
         m.group(1): m.group(2) for m in re.finditer(r"%(\S+) = .*?op_name=\"([^\"]+)\"", hlo_text)
