@@ -121,6 +121,7 @@ CASES = (
     Case("Conv2d-same-even", lambda: torch.nn.Conv2d(3, 4, 4, padding="same"), (2, 3, 7, 6)),
     Case("Conv2d-depthwise", lambda: torch.nn.Conv2d(4, 8, 3, groups=4), (2, 4, 6, 6)),
     Case("MaxPool2d", lambda: torch.nn.MaxPool2d(2), (2, 3, 8, 7)),
+    Case("MaxPool2d-rect-tiles", lambda: torch.nn.MaxPool2d((2, 3)), (2, 3, 8, 7)),
     Case("MaxPool2d-k3-s2-p1", lambda: torch.nn.MaxPool2d(3, stride=2, padding=1), (2, 3, 8, 7)),
     Case("MaxPool2d-ceil-pad", lambda: torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True), (2, 3, 8, 9)),
     Case("MaxPool2d-dilated", lambda: torch.nn.MaxPool2d(2, 1, 1, dilation=2), (2, 3, 7, 7)),
@@ -827,6 +828,31 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
         )
     np.testing.assert_array_equal(to_channels_first(np.asarray(g)), t_x.grad.numpy())
     assert np.asarray(g_max)[0, 2] == 0.25  # jnp.max shares the gradient among four ties
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kernel_size": 2},
+        {"kernel_size": (2, 3)},
+        {"kernel_size": 3, "stride": 2, "padding": 1},
+        {"kernel_size": 2, "ceil_mode": True},
+    ],
+    ids=["tiles", "rect-tiles", "k3-s2-p1", "ceil"],
+)
+def test_max_pool_gradient_with_many_ties_matches_torch(kwargs):
+    # Small integers tie in most windows: both the tiled path (stride = kernel, no padding:
+    # layers.max_pool_tiles and its own VJP) and the general one must pick torch's element.
+    x = np.random.default_rng(3).integers(0, 3, size=(2, 3, 9, 11)).astype(np.float64)
+    t_x = torch.from_numpy(x).requires_grad_(True)
+    t_y = torch.nn.MaxPool2d(**kwargs)(t_x)
+    weights = np.random.default_rng(4).normal(size=t_y.shape)  # a distinct gradient per window
+    (t_y * torch.from_numpy(weights)).sum().backward()
+    with jax_runtime("float64"):
+        g = jax.jit(
+            jax.grad(lambda x: jnp.sum(L.MaxPool2d(**kwargs)(x) * to_channels_last(weights)))
+        )(jnp.asarray(to_channels_last(x)))
+    np.testing.assert_array_equal(to_channels_first(np.asarray(g)), t_x.grad.numpy())
 
 
 def test_avg_pool_ceil_mode_divisor(record):

@@ -156,6 +156,14 @@ def test_device_masks_have_the_same_values_and_rates():
     assert set(np.unique(np.asarray(m2))) == {0.0, 2.0}
     assert abs(float(jnp.mean(m1 > 0)) - 0.75) < 0.003
     assert abs(float(jnp.mean(m2 > 0)) - 0.5) < 0.03
+    # Each 32-bit word carries 16 elements' 2-bit fields, element i * words + w in field i of
+    # word w: neighbours in memory and fields of one word must be independent (|r| < 5 sigma).
+    keep = np.asarray(m1 > 0).ravel().astype(float)
+    for lag in (1, keep.size // 16):
+        assert abs(np.corrcoef(keep[:-lag], keep[lag:])[0, 1]) < 5 / np.sqrt(keep.size)
+    # The short last batch of an epoch has masks of its own size.
+    short1, short2 = cnn.jax_dropout_masks(jax.random.key(1), 7)
+    assert short1.shape == (7, 12, 12, 64) and short2.shape == (7, 128)
 
 
 @pytest.mark.skipif(MNIST_DIR is None, reason=f"MNIST files not found: set {ENV_VAR}")

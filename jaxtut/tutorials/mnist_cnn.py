@@ -46,7 +46,7 @@ import optax
 from flax import nnx
 from jax import lax
 
-from jaxtut import nn
+from jaxtut import layers, nn
 from jaxtut.configs import MnistCnnConfig
 from jaxtut.convert import from_state_dict, to_state_dict
 from jaxtut.experiment import Experiment, Trainer
@@ -180,8 +180,8 @@ class Net(nnx.Module):
         train = masks is not None
         x = jax.nn.relu(self.conv1(x, train=train))  # (B, 26, 26, 32)
         x = jax.nn.relu(self.conv2(x, train=train))  # (B, 24, 24, 64)
-        b, h, w, c = x.shape
-        x = x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))  # MaxPool2d(2): (B, 12, 12, 64)
+        x = layers.max_pool_tiles(x, (2, 2))  # MaxPool2d(2), torch's gradient: (B, 12, 12, 64)
+        b = x.shape[0]
         if masks is not None:
             x = x * masks[0]  # Dropout(0.25)
         x = x.reshape(b, -1)  # Flatten in H, W, C order: (B, 9216)
@@ -257,19 +257,27 @@ def numpy_dropout_masks(seed: int, step: int, batch: int, dtype: Any = np.float3
 def jax_dropout_masks(key: jax.Array, batch: int, dtype: Any = jnp.float32):
     """The same masks' distribution drawn on the device, for JAX-only runs.
 
-    Each element gets one random byte ``u`` and is dropped iff ``u < 256 p``: exactly
-    Bernoulli(p) for ``p`` a multiple of 1/256 (0.25 and 0.5 here). Bytes rather than
-    ``jax.random.bernoulli``'s one float per element because JAX packs four bytes into each
-    32-bit draw of its generator: a quarter of the random numbers. (With ``bernoulli``, drawing
-    the masks measured about 4 ms of a ~50 ms CPU training step.)
+    Each element gets an ``n``-bit random field ``u``, the fewest bits (1, 2, 4 or 8) that make
+    ``2**n p`` whole, and is dropped iff ``u < 2**n p``: exactly Bernoulli(p) (2 bits for 0.25,
+    1 for 0.5). The generator's cost is per 32-bit word, and each word here is ``32 / n``
+    elements' draws (16 for ``Dropout(0.25)``); ``jax.random.bernoulli`` spends a word per
+    element, and so does ``jax.random.bits`` with ``uint8`` (it truncates one word per byte).
+    Field ``i`` of word ``w`` is element ``i * words + w`` (field-major), so that XLA, which fuses
+    the mask into its consumers, extracts it with one shift per contiguous run of elements: the
+    element-major order (``w * 32 / n + i``) made the max-pool's backward pass ~3x slower.
+    docs/benchmarks.md has the measurements.
     """
     masks = []
     keys = jax.random.split(key)
     for k, shape, p in zip(keys, mask_shapes(batch), (P_DROPOUT1, P_DROPOUT2), strict=True):
-        threshold = round(p * 256)
-        if threshold != p * 256:
+        n = next((n for n in (1, 2, 4, 8) if p * 2**n == round(p * 2**n)), None)
+        if n is None:
             raise ValueError(f"dropout p={p} is not a multiple of 1/256")
-        keep = jax.random.bits(k, shape, jnp.uint8) >= threshold
+        size, per_word = math.prod(shape), 32 // n
+        words = jax.random.bits(k, (1, -(-size // per_word)), jnp.uint32)
+        shifts = lax.broadcasted_iota(jnp.uint32, (per_word, 1), 0) * jnp.uint32(n)
+        fields = (words >> shifts) & jnp.uint32(2**n - 1)  # (per_word, words): field-major
+        keep = fields.reshape(-1)[:size].reshape(shape) >= round(p * 2**n)
         masks.append(keep.astype(dtype) * (jnp.asarray(1, dtype) / jnp.asarray(1.0 - p, dtype)))
     return tuple(masks)
 
