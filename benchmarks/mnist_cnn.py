@@ -9,7 +9,8 @@ matmul precision. Timed:
 * ``jax scan``: the whole epoch one compiled program (``jaxtut.loops`` rolled scan), batches
   gathered and dropout masks drawn on the device; ``compile`` is the exact AOT compile time;
 * ``jax stepwise``: the same step compiled once and called 938 times from Python
-  (``LoopStrategy("stepwise")``); its compile time is its first call minus a steady epoch;
+  (``LoopStrategy("stepwise")``); its compile time is its first call minus a steady epoch
+  ("< noise" when that is not positive);
 * ``torch eager``: the example's loop (``zero_grad``, forward, ``NLLLoss``, ``backward``,
   ``step``, ``loss.item()``) on pre-built tensors, ``F.dropout`` active;
 * ``torch.compile``: the same loop with the forward and loss under
@@ -269,8 +270,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 compile_s = f"{jax_runs[name][1]:9.2f}"
             elif name == "torch eager":  # nothing compiles
                 compile_s = f"{'-':>9s}"
-            else:  # first call minus a steady epoch
+            elif first[name] > median:  # first call minus a steady epoch
                 compile_s = f"{first[name] - median:9.2f}"
+            else:  # the first call was no slower than a steady epoch: compiling hid in the noise
+                compile_s = f"{'< noise':>9s}"
             print(
                 f"{name:14s} {compile_s} {first[name]:8.2f} {median:8.2f} "
                 f"{median / steps * 1e3:8.1f} {eager / median:7.2f}x  "
