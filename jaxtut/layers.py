@@ -264,6 +264,8 @@ def max_pool_tiles(x: jax.Array, window: tuple[int, int]) -> jax.Array:
     """
     n, h, w, c = x.shape
     kh, kw = window
+    if h % kh or w % kw:
+        raise ConfigError(f"max_pool_tiles: a {h}x{w} map is not tiled by {kh}x{kw} windows")
     return x.reshape(n, h // kh, kh, w // kw, kw, c).max(axis=(2, 4))
 
 

@@ -855,6 +855,11 @@ def test_max_pool_gradient_with_many_ties_matches_torch(kwargs):
     np.testing.assert_array_equal(to_channels_first(np.asarray(g)), t_x.grad.numpy())
 
 
+def test_max_pool_tiles_rejects_a_map_the_tiles_do_not_cover():
+    with pytest.raises(ConfigError, match="5x4 map is not tiled by 2x2"):
+        L.max_pool_tiles(jnp.zeros((1, 5, 4, 1)), (2, 2))
+
+
 def test_avg_pool_ceil_mode_divisor(record):
     x = np.random.default_rng(8).normal(size=(1, 8, 8, 2))
     with jax_runtime("float64"):
