@@ -264,7 +264,7 @@ def jax_dropout_masks(key: jax.Array, batch: int, dtype: Any = jnp.float32):
     element, and so does ``jax.random.bits`` with ``uint8`` (it truncates one word per byte).
     Field ``i`` of word ``w`` is element ``i * words + w`` (field-major), so that XLA, which fuses
     the mask into its consumers, extracts it with one shift per contiguous run of elements: the
-    element-major order (``w * 32 / n + i``) made the max-pool's backward pass ~3x slower.
+    element-major order (``w * 32 / n + i``) made the max-pool's backward pass 3.5x slower.
     docs/benchmarks.md has the measurements.
     """
     masks = []
