@@ -127,8 +127,8 @@ class StepSeries:
             ),
         ]  # fmt: skip
         if self.rel_twin is not None:
-            envelope = np.maximum(self.tol_loss[:n], self.tol_params[:n])
-            caught = np.flatnonzero(~(self.rel_twin[:n] <= envelope))
+            bound = np.maximum(self.tol_loss[:n], self.tol_params[:n])
+            caught = np.flatnonzero(~(self.rel_twin[:n] <= bound))
             passed = bool(caught.size)
             where = (
                 f"lr x 1.01 rejected from step {int(caught[0])}"
