@@ -220,17 +220,21 @@ def timed_repeats(
     label: str,
     traces: Callable[[], int] | None = None,
     torch_device: Any = None,
+    min_timed_s: float = MIN_TIMED_S,
 ) -> tuple[float, Stats]:
     """``fn``'s first call timed apart, then its steady state, with nothing compiling in between.
 
     Each call is timed by :func:`clock` (waiting for the device); the samples are taken by
-    :func:`steady_samples` inside :func:`no_recompile` (``label`` names it, ``traces`` is an
-    extra counter that must not move). Returns ``(first call seconds, steady-state Stats)``.
+    :func:`steady_samples` (``repeats``, ``min_timed_s``) inside :func:`no_recompile` (``label``
+    names it, ``traces`` is an extra counter that must not move). Returns ``(first call seconds,
+    steady-state Stats)``.
     """
     _, first = clock(fn, torch_device=torch_device)
     counters = () if traces is None else (traces,)
     with no_recompile(label, *counters):
-        samples = steady_samples(lambda: clock(fn, torch_device=torch_device)[1], repeats)
+        samples = steady_samples(
+            lambda: clock(fn, torch_device=torch_device)[1], repeats, min_timed_s
+        )
     return first, Stats.of(samples)
 
 

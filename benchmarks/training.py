@@ -316,6 +316,7 @@ def torch_compile(case: Case, settings: Settings) -> dict[str, Any]:
             settings.repeats,
             label=f"{case.tutorial.id} torch_compile",
             torch_device=device,
+            min_timed_s=settings.min_timed_s,
         )
     return variant_result(
         "torch_compile",
@@ -353,6 +354,7 @@ def torch_dataloader(case: Case, settings: Settings) -> dict[str, Any]:
             settings.repeats,
             label=f"{case.tutorial.id} torch_dataloader",
             torch_device=device,
+            min_timed_s=settings.min_timed_s,
         )
     return variant_result("torch_dataloader", case, per_run, first_call_s=first, compile_s=None)
 
