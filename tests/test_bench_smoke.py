@@ -8,7 +8,6 @@ that every section reaches the JSON, the Markdown and the chart.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,9 @@ from benchmarks import report, targets, timing
 from benchmarks.roofline import flops_per_epoch
 from benchmarks.training import OWN_BENCHMARK
 from jaxtut import registry
+from jaxtut.data import ENV_VAR
 
+import background
 from mnist_dir import find_mnist_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,31 +28,31 @@ MNIST_DIR = find_mnist_dir()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+# One ``python -m benchmarks --quick`` run shared by the smoke tests (~80 s alone on 2 cores), in
+# the background (tests/background.py). Without the MNIST files the MNIST rows are recorded as
+# skipped (pointing at a missing folder keeps the loader from trying a download). One torch
+# thread: with two threads on two busy cores, torch's small ops spin at barriers and a quick run
+# can take many minutes (see tests/test_mnist.py).
+QUICK_RUN = background.Job(
+    "bench-quick",
+    ("-m", "benchmarks", "--quick", "--torch-threads", "1", "--out", "."),
+    env=((ENV_VAR, str(MNIST_DIR or "no-mnist")),),
+    timeout_s=900,
+)
+needs_quick_run = pytest.mark.background(QUICK_RUN)
+
+
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> tuple[dict, str, bytes, subprocess.CompletedProcess]:
-    """One ``python -m benchmarks --quick`` run shared by the smoke tests (~80 s, 2 cores)."""
-    out = tmp_path_factory.mktemp("bench")
-    env = dict(os.environ)
-    # Without the MNIST files the MNIST rows are recorded as skipped (pointing at an empty folder
-    # keeps the loader from trying a download).
-    env["JAXTUT_DATA_DIR"] = str(MNIST_DIR or out / "no-mnist")
-    proc = subprocess.run(
-        # One torch thread: with two threads on two busy cores, torch's small ops spin at
-        # barriers and a quick run can take many minutes (see tests/test_mnist.py).
-        [sys.executable, "-m", "benchmarks", "--quick", "--torch-threads", "1", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    [json_path] = out.glob("*-quick.json")
+def quick_run() -> tuple[dict, str, bytes, background.Finished]:
+    run = background.result(QUICK_RUN)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    [json_path] = run.cwd.glob("*-quick.json")
     md = json_path.with_suffix(".md").read_text()
     png = json_path.with_suffix(".png").read_bytes()
-    return json.loads(json_path.read_text()), md, png, proc
+    return json.loads(json_path.read_text()), md, png, run
 
 
+@needs_quick_run
 def test_quick_run_writes_json_markdown_and_chart(quick_run):
     results, md, png, _ = quick_run
     assert list(results) == ["machine_id", "run", *report.SECTIONS]
@@ -61,6 +62,7 @@ def test_quick_run_writes_json_markdown_and_chart(quick_run):
     assert png.startswith(PNG_MAGIC)
 
 
+@needs_quick_run
 def test_quick_run_times_every_training_tutorial(quick_run):
     results, _, _, _ = quick_run
     records = {r["tutorial"]: r for r in results["training"]}
@@ -85,6 +87,7 @@ def test_quick_run_times_every_training_tutorial(quick_run):
     assert "torch_compile" in {v["variant"] for v in records["perceptron"]["variants"]}
 
 
+@needs_quick_run
 def test_quick_run_has_every_other_benchmark(quick_run):
     results, _, _, _ = quick_run
     assert results["roofline"]["peak"]["peak_gflops"] > 0

@@ -1,15 +1,13 @@
-"""The three demonstration examples run as scripts, exit 0 and print their key findings."""
+"""The three demonstration examples run as scripts, exit 0 and print their key findings.
+
+Each runs as a background job (tests/background.py).
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+import background
 
 EXPECTED = {
     "tensors": [
@@ -40,17 +38,12 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+JOBS = {name: background.example(name, timeout_s=120, JAX_PLATFORMS="cpu") for name in EXPECTED}
+
+
+@pytest.mark.parametrize("name", [background.param(name, JOBS[name]) for name in sorted(EXPECTED)])
 def test_example_runs(name):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / f"{name}.py")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = background.result(JOBS[name])
     assert proc.returncode == 0, proc.stderr[-3000:]
     for line in EXPECTED[name]:
         assert line in proc.stdout, f"missing {line!r} in:\n{proc.stdout}"
