@@ -147,6 +147,13 @@ class _Runner:
                 proc.kill()
             pytest.fail(f"{job.name}: no result {job.timeout_s:.0f} s after a test asked for it")
 
+    def succeeded(self, job: Job) -> Finished:
+        run = self.result(job)
+        assert run.returncode == 0, f"{job.name} exited {run.returncode}:\n" + (
+            run.stdout[-3000:] + run.stderr[-3000:]
+        )
+        return run
+
     def close(self) -> None:
         """Kills what still runs (an interrupted or ``-x`` session) and removes the folders."""
         with self._lock:
@@ -167,6 +174,7 @@ class _Runner:
 _RUNNER = _Runner()
 start = _RUNNER.start
 result = _RUNNER.result
+succeeded = _RUNNER.succeeded  # result(job), failing the test unless the job exited 0
 close = _RUNNER.close
 
 

@@ -24,6 +24,8 @@ def test_a_job_runs_in_an_empty_folder_of_its_own_and_reports_its_exit(runner):
     assert (run.returncode, run.stdout, run.stderr) == (1, "[] x\n", "E\n")
     assert run.cwd.name == "exit-1" and run.cwd.is_dir()
     assert runner.result(job) is run  # started once, whoever asks
+    with pytest.raises(AssertionError, match="exit-1 exited 1:\n\\[\\] x\nE"):
+        runner.succeeded(job)  # with the tails of its output
 
 
 def test_a_job_past_its_hang_guard_fails_the_test_and_is_killed(runner):

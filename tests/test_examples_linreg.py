@@ -27,21 +27,15 @@ JOBS = {
 }
 
 
-def _output(name: str) -> background.Finished:
-    run = background.result(JOBS[name])
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run
-
-
 @pytest.mark.parametrize("name", [background.param(name, JOBS[name]) for name in EXAMPLES])
 def test_example_runs(name):
-    stdout = _output(name).stdout
+    stdout = background.succeeded(JOBS[name]).stdout
     for text in EXAMPLES[name]:
         assert text in stdout, f"{text!r} missing from the output of {name}"
 
 
 @pytest.mark.background(JOBS["linreg_make_regression"])
 def test_make_regression_example_writes_its_plot_outside_the_repo():
-    run = _output("linreg_make_regression")
+    run = background.succeeded(JOBS["linreg_make_regression"])
     png = run.cwd / "out" / "linreg_make_regression-jax.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
